@@ -1,0 +1,22 @@
+# One verb per target. Every target first makes sure the machine has what it needs.
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: bootstrap demo test lint bench
+
+bootstrap:
+	scripts/bootstrap
+
+demo: bootstrap
+	$(BIN)/rung demo
+
+lint: bootstrap
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy src
+
+test: lint
+	$(BIN)/pytest
+
+bench: bootstrap
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

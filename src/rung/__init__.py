@@ -1,0 +1,30 @@
+"""rung: take a Python web service past its scale inflection points.
+
+    import rung
+    db = rung.Database(primary=..., replicas=[...])
+
+The names below are the public API; everything else may change between releases.
+"""
+
+from rung.errors import (
+    ComponentFailed,
+    DatabaseError,
+    MissingBinary,
+    NoHealthyNode,
+    PoolTimeout,
+    PrimaryUnavailable,
+    RungError,
+    StackError,
+)
+
+__all__ = [
+    "ComponentFailed",
+    "DatabaseError",
+    "MissingBinary",
+    "NoHealthyNode",
+    "PoolTimeout",
+    "PrimaryUnavailable",
+    "RungError",
+    "StackError",
+]
+__version__ = "0.1.0"

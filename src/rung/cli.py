@@ -1,0 +1,158 @@
+"""The `rung` command: the local stack and, as the rungs land, the lab, doctor and linter.
+
+rung up --dir .rung --replicas 1
+eval "$(rung env)"
+rung down --purge
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rung.errors import ComponentFailed, RungError
+from rung.stack import Stack, default_dir
+from rung.stack.smoke import smoke
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="rung: read/write splitting, cache-aside, stateless instances and a queue-based "
+    "load leveller, on a real local stack.",
+)
+out = Console()
+err = Console(stderr=True)
+
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="The stack's directory (default: $RUNG_DIR, else .rung)."),
+]
+
+
+def _stack(dir: Path | None) -> Stack:
+    return Stack(dir if dir is not None else default_dir())
+
+
+@app.command()
+def up(
+    dir: DirOption = None,
+    replicas: Annotated[int, typer.Option(min=0, help="Streaming replicas.")] = 1,
+) -> None:
+    """Start the stack and return once every component answers."""
+    stack = _stack(dir)
+    result = stack.up(replicas=replicas, on_start=lambda name: err.print(f"starting {name}…"))
+    if result.already_running and not result.started:
+        out.print(f"a stack is already running in {stack.dir}; nothing changed")
+    elif result.already_running:
+        out.print(f"restarted {', '.join(result.started)} in {stack.dir}")
+    else:
+        out.print(f"stack up in {stack.dir} in {result.seconds:.1f}s")
+    _print_urls(result.stack.urls())
+
+
+@app.command()
+def status(
+    dir: DirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Each component: pid, port, health and replica lag. Exits 1 unless all are healthy."""
+    stack = _stack(dir)
+    report = stack.status()
+    healthy = all(c["healthy"] for c in report)
+    if as_json:
+        record = stack.load()
+        urls = record.urls() if record else {}
+        print(json.dumps({**urls, "healthy": healthy, "components": report}, indent=2))
+    else:
+        table = Table("component", "kind", "pid", "port", "status", "detail")
+        for c in report:
+            table.add_row(c["name"], c["kind"], str(c["pid"] or "-"), str(c["port"]),
+                          "[green]healthy[/]" if c["healthy"] else f"[red]{c['status']}[/]",
+                          _detail(c))  # fmt: skip
+        out.print(table)
+    raise typer.Exit(0 if healthy else 1)
+
+
+@app.command()
+def env(dir: DirOption = None) -> None:
+    """RUNG_*_URL=... lines for `eval "$(rung env)"` (use `set -a` first to export them)."""
+    record = _stack(dir).running()
+    if record is None:
+        raise RungError(f"no stack running in {_stack(dir).dir}: start one with `rung up`")
+    for key, value in record.urls().items():
+        print(f"RUNG_{key.upper()}={','.join(value) if isinstance(value, list) else value}")
+    print(f"RUNG_DIR={record.dir}")
+
+
+@app.command()
+def down(
+    dir: DirOption = None,
+    purge: Annotated[bool, typer.Option("--purge", help="Also remove the directory.")] = False,
+) -> None:
+    """Stop everything the stack started; --purge also removes its files."""
+    stack = _stack(dir)
+    stopped = stack.down(purge=purge)
+    if stopped:
+        out.print(f"stopped {', '.join(stopped)}")
+    else:
+        out.print(f"nothing was running in {stack.dir}")
+    if purge:
+        out.print(f"removed {stack.dir}")
+
+
+@app.command()
+def demo(
+    replicas: Annotated[int, typer.Option(min=1, help="Streaming replicas.")] = 1,
+) -> None:
+    """Start a throwaway stack, check it end to end, and take it down again."""
+    workdir = Path(tempfile.mkdtemp(prefix="rung-demo-"))
+    workdir.chmod(0o755)
+    stack = Stack(workdir / "stack")
+    try:
+        result = stack.up(replicas=replicas, on_start=lambda name: err.print(f"starting {name}…"))
+        out.print(f"stack up in {result.seconds:.1f}s")
+        table = Table("component", "status", "detail")
+        for c in stack.status():
+            table.add_row(
+                c["name"], "[green]healthy[/]" if c["healthy"] else c["status"], _detail(c)
+            )
+        out.print(table)
+        for line in smoke(result.stack):
+            out.print(f"[green]✓[/] {line}")
+    finally:
+        stack.down(purge=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+        out.print("stack down")
+
+
+def _detail(c: dict[str, Any]) -> str:
+    if c.get("role") == "replica":
+        paused = " (replay paused)" if c.get("replay_paused") else ""
+        return f"{c.get('state') or '?'}, lag {c.get('lag_s')}s / {c.get('lag_bytes')} B{paused}"
+    if c["kind"] == "redis" and "maxmemory-policy" in c:
+        return f"{c['maxmemory-policy']}, appendonly {c.get('appendonly')}"
+    return str(c.get("error", c.get("role", "")))
+
+
+def _print_urls(urls: dict[str, Any]) -> None:
+    for key, value in urls.items():
+        out.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+
+
+def main() -> None:
+    """Entry point: a RungError is one red line (plus a log tail), never a traceback."""
+    try:
+        app()
+    except RungError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        if isinstance(e, ComponentFailed) and e.log_tail:
+            err.print(f"--- last lines of {e.name}'s log ---\n{e.log_tail}", markup=False)
+        sys.exit(1)

@@ -1,0 +1,67 @@
+"""The one exception tree: everything rung raises on purpose derives from `RungError`.
+
+    RungError
+    ├── StackError                  the local stack (`rung up`) could not do what was asked
+    │   ├── MissingBinary           a server binary is not installed; names the package
+    │   └── ComponentFailed         a component did not start or answer; carries its log tail
+    └── DatabaseError               rung.Database
+        ├── PoolTimeout             a pool stayed full for `acquire_timeout`
+        ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
+        └── NoHealthyNode           no node can serve the read
+
+A driver's exception never leaks for a condition rung knows about: it is wrapped, and the
+original is the `__cause__`:
+
+    try:
+        await db.execute("UPDATE links SET disabled = true WHERE slug = $1", slug)
+    except rung.PrimaryUnavailable:
+        return JSONResponse({"error": "try again"}, status_code=503)
+"""
+
+from __future__ import annotations
+
+
+class RungError(Exception):
+    """Base of every error rung raises on purpose."""
+
+
+class StackError(RungError):
+    """The local stack could not do what was asked."""
+
+
+class MissingBinary(StackError):
+    """A server binary the stack needs is not installed."""
+
+    def __init__(self, binary: str, package: str) -> None:
+        super().__init__(
+            f"'{binary}' is not installed: install the Debian package '{package}' "
+            "(scripts/bootstrap does)"
+        )
+        self.binary = binary
+        self.package = package
+
+
+class ComponentFailed(StackError):
+    """A component did not start, or did not answer in time."""
+
+    def __init__(self, name: str, reason: str, log_tail: str = "") -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+        self.log_tail = log_tail
+
+
+class DatabaseError(RungError):
+    """rung.Database could not do what was asked."""
+
+
+class PoolTimeout(DatabaseError):
+    """A node's pool stayed full for `acquire_timeout` seconds."""
+
+
+class PrimaryUnavailable(DatabaseError):
+    """The primary cannot be reached: writes fail fast instead of hanging."""
+
+
+class NoHealthyNode(DatabaseError):
+    """No node could serve the read (the primary and every replica failed)."""

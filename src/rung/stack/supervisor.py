@@ -1,0 +1,281 @@
+"""The local stack's supervisor: start components in order, stop them in reverse, report.
+
+stack = Stack(".rung")
+stack.up(replicas=1)          # returns once every component answers
+stack.status()                # per component: alive, answers, replication lag
+stack.down(purge=True)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rung.errors import ComponentFailed, StackError
+from rung.stack import ports, proc
+from rung.stack.component import Component, Layout
+from rung.stack.pgbouncer import PgBouncer
+from rung.stack.postgres import Primary, Replica
+from rung.stack.redis import Redis
+from rung.stack.stackfile import Record, StackFile
+
+START_TIMEOUT = 30.0  # seconds a component may take to answer
+STOP_TIMEOUT = 15.0  # seconds before a component that ignores its stop signal is killed
+
+
+def default_dir() -> Path:
+    """`$RUNG_DIR`, else `.rung` in the working directory."""
+    return Path(os.environ.get("RUNG_DIR") or ".rung")
+
+
+def plan(*, replicas: int) -> list[str]:
+    """The component names of a stack, in start order."""
+    return [
+        "primary",
+        *(f"replica{i}" for i in range(1, replicas + 1)),
+        "pgbouncer",
+        "cache",
+        "queue",
+    ]
+
+
+def component_class(name: str) -> type[Component]:
+    if name == "primary":
+        return Primary
+    if name.startswith("replica"):
+        return Replica
+    if name == "pgbouncer":
+        return PgBouncer
+    if name in ("cache", "queue"):
+        return Redis
+    raise StackError(f"unknown component '{name}'")
+
+
+@dataclass
+class UpResult:
+    """What `up` did: the stack file, whether it was already running, what it (re)started."""
+
+    stack: StackFile
+    already_running: bool
+    started: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Stack:
+    """A local stack of real servers in one directory (default `$RUNG_DIR` or `.rung`)."""
+
+    def __init__(self, dir: Path | str | None = None) -> None:
+        self.dir = Path(dir).absolute() if dir is not None else default_dir().absolute()
+
+    @property
+    def file(self) -> Path:
+        return self.dir / "stack.json"
+
+    def load(self) -> StackFile | None:
+        """The stack file, or None when no stack was ever started here."""
+        return StackFile.load(self.file)
+
+    def running(self) -> StackFile | None:
+        """The stack file when at least one component is alive, else None."""
+        record = self.load()
+        if record is None or not any(_alive(c) for c in record.components):
+            return None
+        return record
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def up(self, *, replicas: int = 1, on_start: Callable[[str], None] | None = None) -> UpResult:
+        """Start every component and return once each answers; a running stack is left as is,
+        except that components found dead are started again on their ports."""
+        if replicas < 0:
+            raise StackError("--replicas must be 0 or more")
+        began = time.monotonic()
+        with self._locked():
+            record = self.load()
+            if record is not None and any(_alive(c) for c in record.components):
+                dead = [c.name for c in record.components if not _alive(c)]
+                for name in dead:
+                    self._start(record, name, on_start)
+                return UpResult(record, True, dead, time.monotonic() - began)
+            record = self._fresh_record(record, replicas)
+            started: list[str] = []
+            try:
+                for name in plan(replicas=replicas):
+                    self._start(record, name, on_start)
+                    started.append(name)
+            except BaseException:
+                for c in reversed(record.components):  # the one that failed included
+                    self._stop(record, c.name)
+                raise
+            return UpResult(record, False, started, time.monotonic() - began)
+
+    def down(self, *, purge: bool = False) -> list[str]:
+        """Stop every component this stack started; `purge` also removes its files.
+        Returns the names of the components that were running."""
+        with self._locked():
+            record = self.load()
+            stopped: list[str] = []
+            if record is not None:
+                for c in reversed(record.components):
+                    if _alive(c):
+                        stopped.append(c.name)
+                    self._stop(record, c.name)
+        if purge:
+            self._purge(record)
+        return stopped
+
+    def start(self, name: str) -> None:
+        """Start one stopped component again, on the port it had."""
+        with self._locked():
+            record = self._require()
+            if record.get(name) is None:
+                raise StackError(f"no component '{name}' in {self.file}")
+            self._start(record, name, None)
+
+    def stop(self, name: str) -> None:
+        """Stop one component; its port and data are kept for `start`."""
+        with self._locked():
+            record = self._require()
+            if record.get(name) is None:
+                raise StackError(f"no component '{name}' in {self.file}")
+            self._stop(record, name)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each component with `healthy` (alive and answering) and what its health adds."""
+        record = self._require()
+        report = []
+        for c in record.components:
+            entry: dict[str, Any] = {
+                "name": c.name, "kind": c.kind, "pid": c.pid, "port": c.port, "url": c.url,
+                "log": c.log, "alive": _alive(c), "answers": False,
+            }  # fmt: skip
+            if entry["alive"]:
+                component = self._component(record, c.name)
+                entry["answers"] = component.answers()
+                if entry["answers"]:
+                    try:
+                        entry.update(component.health())
+                    except (ComponentFailed, OSError) as e:
+                        entry["error"] = str(e)
+            entry["healthy"] = bool(entry["answers"]) and entry.get("state", "streaming") in (
+                "streaming", "",
+            ) and "error" not in entry  # fmt: skip
+            entry["status"] = (
+                "healthy" if entry["healthy"] else ("down" if not entry["alive"] else "unhealthy")
+            )
+            report.append(entry)
+        return report
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _require(self) -> StackFile:
+        record = self.load()
+        if record is None:
+            raise StackError(f"no stack in {self.dir}: start one with `rung up --dir {self.dir}`")
+        return record
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def _layout(self, record: StackFile) -> Layout:
+        return Layout(self.dir, Path(record.server_root), proc.server_user())
+
+    def _component(self, record: StackFile, name: str) -> Component:
+        port_map = {c.name: c.port for c in record.components}
+        return component_class(name)(name, self._layout(record), port_map)
+
+    def _fresh_record(self, old: StackFile | None, replicas: int) -> StackFile:
+        """A stack file for a new start: earlier ports reused where they are free."""
+        user = proc.server_user()
+        server_root = _server_root(self.dir, user, old)
+        record = StackFile(dir=str(self.dir), server_root=str(server_root))
+        layout = Layout(self.dir, server_root, user)
+        port_map: dict[str, int] = {}
+        for name in plan(replicas=replicas):
+            previous = old.get(name) if old is not None else None
+            port_map[name] = ports.pick(
+                prefer=previous.port if previous else None, taken=port_map.values()
+            )
+        for name in plan(replicas=replicas):
+            component = component_class(name)(name, layout, port_map)
+            record.put(
+                Record(name, component.kind, component.port, str(component.log), component.url)
+            )
+        return record
+
+    def _start(self, record: StackFile, name: str, on_start: Callable[[str], None] | None) -> None:
+        entry = record.get(name)
+        assert entry is not None
+        if _alive(entry):
+            return
+        if on_start is not None:
+            on_start(name)
+        component = self._component(record, name)
+        if not ports.is_free(component.port):
+            raise ComponentFailed(name, f"port {component.port} is already in use")
+        component.prepare()
+        started = proc.spawn(component.argv(), log=component.log)
+        entry.pid, entry.started = started.pid, started.started
+        record.save(self.file)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not component.answers():
+            if not proc.alive(started):
+                raise ComponentFailed(name, "exited while starting", proc.tail(component.log))
+            if time.monotonic() > deadline:
+                raise ComponentFailed(
+                    name, f"did not answer within {START_TIMEOUT:.0f}s", proc.tail(component.log)
+                )
+            time.sleep(0.02)
+        component.settle()
+
+    def _stop(self, record: StackFile, name: str) -> None:
+        entry = record.get(name)
+        if entry is None:
+            return
+        running = entry.proc
+        if running is not None:
+            proc.stop(running, sig=component_class(name).stop_signal, timeout=STOP_TIMEOUT)
+        entry.pid = entry.started = None
+        record.save(self.file)
+
+    def _purge(self, record: StackFile | None) -> None:
+        if record is not None and Path(record.server_root) != self.dir / "servers":
+            shutil.rmtree(record.server_root, ignore_errors=True)
+        if self.file.exists() or (self.dir / ".lock").exists():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _alive(record: Record) -> bool:
+    running = record.proc
+    return running is not None and proc.alive(running)
+
+
+def _server_root(dir: Path, user: proc.User, old: StackFile | None) -> Path:
+    """Where the server user's files go: `dir/servers` if that user can reach it, else /var/tmp."""
+    if old is not None and Path(old.server_root).is_dir():
+        return Path(old.server_root)
+    candidate = dir / "servers"
+    candidate.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != user.uid:
+        os.chown(candidate, user.uid, user.gid)
+        reachable = subprocess.run(user.wrap(["test", "-w", str(candidate)])).returncode == 0
+        if not reachable:
+            candidate.rmdir()
+            digest = hashlib.sha256(str(dir).encode()).hexdigest()[:12]
+            candidate = Path("/var/tmp") / f"rung-{digest}"
+            candidate.mkdir(mode=0o700, exist_ok=True)
+            os.chown(candidate, user.uid, user.gid)
+    return candidate
