@@ -11,8 +11,8 @@ demo: bootstrap
 	$(BIN)/rung demo
 
 lint: bootstrap
-	$(BIN)/ruff format --check src tests bench examples
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy src
 
 test: lint

@@ -1,0 +1,32 @@
+"""Every example the docs include runs, against the session's real stack."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rung.testing import RungStack
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _run(args: list[str], rung_stack: RungStack) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNG_DIR": str(rung_stack.dir)}
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_stack_tour_lists_every_component(rung_stack: RungStack) -> None:
+    """examples/stack_tour.py prints a healthy line per component."""
+    done = _run([sys.executable, str(EXAMPLES / "stack_tour.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.split()[-1] == "healthy"]
+    assert [line.split()[0] for line in lines] == list(rung_stack.ports)
+
+
+def test_the_user_test_example_passes_on_the_shared_stack(rung_stack: RungStack) -> None:
+    """examples/test_with_rung_stack.py passes, reusing the running stack through RUNG_DIR."""
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            str(EXAMPLES / "test_with_rung_stack.py")]  # fmt: skip
+    done = _run(args, rung_stack)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
