@@ -3,14 +3,13 @@
 pytest examples/test_with_rung_stack.py
 """
 
-from rung.testing import RungStack, wait_until
+from rung.testing import RungStack
 
 
 def test_a_paused_replica_serves_stale_reads(rung_stack: RungStack) -> None:
     """While replay is paused on replica1, a new row is on the primary but not on the replica."""
     rung_stack.sql("primary", "CREATE TABLE IF NOT EXISTS notes (body text)")
-    table_there = "SELECT to_regclass('notes') IS NOT NULL"
-    wait_until(lambda: rung_stack.sql("replica1", table_there) == "t")
+    rung_stack.wait_for_replicas()  # the table exists on the replica too
     rung_stack.pause_replay(0)
     try:
         rung_stack.sql("primary", "INSERT INTO notes VALUES ('written after the pause')")

@@ -13,6 +13,7 @@ count of a throwaway stack.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -64,6 +65,15 @@ class RungStack:
         """Resume WAL replay on `replica`."""
         psql(self.ports[self._replica(replica)], "SELECT pg_wal_replay_resume()")
 
+    def wait_for_replicas(self, *replicas: int | str, timeout: float = 10.0) -> None:
+        """Return once `replicas` (default: all) have replayed everything the primary has
+        written so far: a sync point after DDL or setup writes."""
+        lsn = psql(self.ports["primary"], "SELECT pg_current_wal_lsn()")
+        query = f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+        for replica in replicas or range(len(self.replica_urls)):
+            port = self.ports[self._replica(replica)]
+            wait_until(functools.partial(_is_true, port, query), timeout)
+
     def stop(self, name: str) -> None:
         """Stop one component ('primary', 'replica1', 'pgbouncer', 'cache', 'queue')."""
         self.stack.stop(name)
@@ -75,6 +85,10 @@ class RungStack:
     def sql(self, name: str, query: str) -> str:
         """Run `query` on PostgreSQL node `name` through psql; its unaligned output."""
         return psql(self.ports[name], query)
+
+
+def _is_true(port: int, query: str) -> bool:
+    return psql(port, query) == "t"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:

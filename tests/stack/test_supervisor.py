@@ -59,6 +59,7 @@ def test_a_row_written_on_the_primary_reaches_every_replica(rung_stack: RungStac
     """Streaming replication: the row is readable on each replica within 2 s."""
     marker = secrets.token_hex(6)
     rung_stack.sql("primary", "CREATE TABLE IF NOT EXISTS repl_check (m text)")
+    rung_stack.wait_for_replicas()
     rung_stack.sql("primary", f"INSERT INTO repl_check VALUES ('{marker}')")
     query = f"SELECT count(*) FROM repl_check WHERE m = '{marker}'"
     for i in range(len(rung_stack.replica_urls)):
@@ -98,6 +99,7 @@ def test_pause_replay_makes_a_replica_stale_until_resumed(rung_stack: RungStack)
     """While replay is paused a new row is missing on the replica; after resume it arrives."""
     marker = secrets.token_hex(6)
     rung_stack.sql("primary", "CREATE TABLE IF NOT EXISTS pause_check (m text)")
+    rung_stack.wait_for_replicas()
     rung_stack.pause_replay(0)
     try:
         rung_stack.sql("primary", f"INSERT INTO pause_check VALUES ('{marker}')")
@@ -124,8 +126,9 @@ def test_a_stopped_replica_starts_again_and_catches_up(rung_stack: RungStack) ->
     rung_stack.sql("primary", "CREATE TABLE IF NOT EXISTS restart_check (m text)")
     rung_stack.sql("primary", f"INSERT INTO restart_check VALUES ('{marker}')")
     rung_stack.start(name)
+    rung_stack.wait_for_replicas(name)
     query = f"SELECT count(*) FROM restart_check WHERE m = '{marker}'"
-    wait_until(lambda: rung_stack.sql(name, query) == "1", timeout=5.0)
+    assert rung_stack.sql(name, query) == "1"
 
 
 def test_pause_replay_names_an_unknown_replica(rung_stack: RungStack) -> None:

@@ -23,13 +23,17 @@ def smoke(stack: StackFile, *, replication_timeout: float = 2.0) -> Iterator[str
     marker = secrets.token_hex(8)
     psql(ports["primary"], "CREATE TABLE IF NOT EXISTS rung_smoke (marker text PRIMARY KEY)")
     psql(ports["primary"], f"INSERT INTO rung_smoke VALUES ('{marker}')")
+    lsn = psql(ports["primary"], "SELECT pg_current_wal_lsn()")
+    query = f"SELECT count(*) FROM rung_smoke WHERE marker = '{marker}'"
     for name in sorted(n for n in ports if n.startswith("replica")):
         began = time.monotonic()
-        query = f"SELECT count(*) FROM rung_smoke WHERE marker = '{marker}'"
-        while _count(ports[name], query) != 1:
+        replayed = f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn"
+        while psql(ports[name], replayed) != "t":
             if time.monotonic() - began > replication_timeout:
                 raise StackError(f"a row written on the primary did not reach {name}")
-            time.sleep(0.01)
+            time.sleep(0.005)
+        if psql(ports[name], query) != "1":
+            raise StackError(f"{name} replayed past the write but does not show the row")
         yield f"a row written on the primary was read on {name} after {_ms(began)}"
         pooled = psql(ports["pgbouncer"], query, db=database_name(name))
         if pooled != "1":
@@ -43,10 +47,6 @@ def smoke(stack: StackFile, *, replication_timeout: float = 2.0) -> Iterator[str
                 raise StackError(f"SET then GET on the {name} Redis did not return the value")
             client.delete(f"rung:smoke:{marker}")
         yield f"SET then GET on the {name} Redis"
-
-
-def _count(port: int, query: str) -> int:
-    return int(psql(port, query) or 0)
 
 
 def _ms(began: float) -> str:
