@@ -6,6 +6,7 @@
 The names below are the public API; everything else may change between releases.
 """
 
+from rung.db import Database
 from rung.errors import (
     ComponentFailed,
     DatabaseError,
@@ -19,6 +20,7 @@ from rung.errors import (
 
 __all__ = [
     "ComponentFailed",
+    "Database",
     "DatabaseError",
     "MissingBinary",
     "NoHealthyNode",

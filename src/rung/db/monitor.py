@@ -1,0 +1,100 @@
+"""The replica health monitor: polls every replica's replay position about every 100 ms.
+
+Staleness is measured against the primary's history, not `pg_last_xact_replay_timestamp()`
+alone (which makes an idle-then-written system look hours behind): each poll records
+(time, primary WAL position); a replica is as stale as the time since the primary was last
+at a position the replica has replayed. A replica that does not answer, is not in
+recovery, or is staler than `max_lag` serves no reads until a later poll says otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+import asyncpg
+
+from rung.db import lsn
+from rung.db.node import Node
+
+_HISTORY = 1200  # samples kept: two minutes at 100 ms
+
+
+class Monitor:
+    """Polls `replicas` (and the primary's WAL position) until cancelled."""
+
+    def __init__(self, primary: Node, replicas: list[Node], *, max_lag: float,
+                 interval: float = 0.1) -> None:  # fmt: skip
+        self.primary = primary
+        self.replicas = replicas
+        self.max_lag = max_lag
+        self.interval = interval
+        self.history: deque[tuple[float, int]] = deque(maxlen=_HISTORY)
+        self._conns: dict[str, asyncpg.Connection] = {}
+
+    async def run(self) -> None:
+        try:
+            while True:
+                await self.poll()
+                await asyncio.sleep(self.interval)
+        finally:
+            for conn in self._conns.values():
+                conn.terminate()
+
+    async def poll(self) -> None:
+        """One round: the primary's position, then every replica at once."""
+        try:
+            text = await self._ask(self.primary, "SELECT pg_current_wal_insert_lsn()::text")
+            self.history.append((time.monotonic(), lsn.parse(text[0])))
+        except _DOWN:
+            pass  # no new sample: replicas are judged against the last known position
+        await asyncio.gather(*(self._poll_replica(r) for r in self.replicas))
+
+    async def _poll_replica(self, node: Node) -> None:
+        try:
+            in_recovery, replayed = await self._ask(
+                node, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
+            )
+        except _DOWN:
+            node.healthy = False
+            return
+        if not in_recovery or replayed is None:  # promoted, or not a standby at all
+            node.healthy = False
+            return
+        node.note_replay(lsn.parse(replayed))
+        node.lag_s, node.lag_bytes = self.staleness(node.replay_lsn)
+        node.checked_at = time.monotonic()
+        node.healthy = node.lag_s <= self.max_lag
+
+    def staleness(self, replayed: int) -> tuple[float, int]:
+        """(seconds, bytes) a replica at position `replayed` is behind the primary."""
+        if not self.history:
+            return 0.0, 0
+        now, newest = time.monotonic(), self.history[-1][1]
+        behind = max(0, newest - replayed)
+        if behind == 0:
+            return 0.0, 0
+        for at, position in reversed(self.history):
+            if position <= replayed:
+                return now - at, behind
+        return now - self.history[0][0], behind  # behind all we remember
+
+    async def _ask(self, node: Node, sql: str) -> asyncpg.Record:
+        conn = self._conns.get(node.name)
+        timeout = min(1.0, node.acquire_timeout)
+        try:
+            if conn is None or conn.is_closed():
+                conn = await asyncpg.connect(node.url, timeout=timeout, statement_cache_size=0)
+                self._conns[node.name] = conn
+            row = await conn.fetchrow(sql, timeout=timeout)
+        except BaseException:
+            dropped = self._conns.pop(node.name, None)
+            if dropped is not None:
+                dropped.terminate()
+            raise
+        assert row is not None
+        return row
+
+
+_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)

@@ -1,0 +1,183 @@
+"""One PostgreSQL node as rung.Database sees it: its pool, its health, its counters.
+
+Each node has its own asyncpg pool. A node reached through a connection pooler (PgBouncer
+in transaction mode) runs with asyncpg's statement cache off, because named prepared
+statements do not survive the pooler handing the next statement to another server
+connection; the pooler is detected at open by `inet_server_port()` differing from the port
+connected to (a Unix socket, where the port is unknown, counts as pooled: the safe side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from rung.db import lsn
+from rung.errors import PoolTimeout
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]  # a pooled acquire's type
+else:
+    Connection = asyncpg.Connection
+
+# SQLSTATE classes that mean "this connection or server is gone", not "this statement failed".
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` says the node cannot be reached, so a read may be tried elsewhere."""
+    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        return state.startswith(_CONNECTION_SQLSTATES)
+    return False
+
+
+class Node:
+    """A PostgreSQL server: the primary or a replica."""
+
+    def __init__(self, name: str, url: str, *, role: str, min_size: int, max_size: int,
+                 acquire_timeout: float) -> None:  # fmt: skip
+        self.name = name
+        self.url = url
+        self.role = role
+        self.min_size = min_size
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self.pool: asyncpg.Pool | None = None
+        self.pooled = True  # behind PgBouncer (statement cache off) until shown otherwise
+        self.healthy = role == "primary"  # replicas earn it from the monitor's first poll
+        self.outstanding = 0  # operations in flight: how replicas are balanced
+        self.waiting = 0  # acquires waiting for a free connection
+        self.queries = 0
+        self.errors = 0
+        self.replay_lsn: int = 0  # replicas: last replay position seen
+        self.lag_s: float | None = None
+        self.lag_bytes: int | None = None
+        self.checked_at = 0.0  # monotonic time of the last successful health poll
+        self._refresh: asyncio.Task[int] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Detect a pooler and create the pool; a node that is down gets an empty pool that
+        connects once it is back."""
+        try:
+            self.pooled = await self._behind_pooler()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            self.healthy = False
+        self.pool = await self._create_pool(self.min_size if self.healthy else 0)
+
+    async def _create_pool(self, min_size: int) -> asyncpg.Pool:
+        pool = asyncpg.create_pool(
+            self.url,
+            min_size=min_size,
+            max_size=self.max_size,
+            timeout=self.acquire_timeout,  # connect timeout
+            statement_cache_size=0 if self.pooled else 100,
+        )
+        try:
+            return await pool
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            self.healthy = False
+            if min_size == 0:
+                raise
+            return await self._create_pool(0)
+
+    async def _behind_pooler(self) -> bool:
+        conn = await asyncpg.connect(self.url, timeout=self.acquire_timeout, statement_cache_size=0)
+        try:
+            server_port = await conn.fetchval("SELECT inet_server_port()")
+        finally:
+            await conn.close()
+        return server_port is None or server_port != (urlsplit(self.url).port or 5432)
+
+    async def close(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+        if self.pool is not None:
+            await self.pool.close()
+
+    # --- use ---------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection, waiting at most `acquire_timeout` for one (then PoolTimeout)."""
+        assert self.pool is not None, (
+            "Database is not open: use `async with db:` or `await db.open()`"
+        )
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                conn = await self.pool.acquire()
+        except TimeoutError as e:
+            raise PoolTimeout(
+                f"{self.name}: no free connection within {self.acquire_timeout}s "
+                f"(max_size={self.max_size})"
+            ) from e
+        finally:
+            self.waiting -= 1
+        self.outstanding += 1
+        try:
+            yield conn
+        finally:
+            self.outstanding -= 1
+            await self.pool.release(conn)
+
+    def mark_down(self) -> None:
+        """A connection error was seen: stop choosing this node until the monitor sees it."""
+        if self.role == "replica":
+            self.healthy = False
+
+    # --- replay position ---------------------------------------------------------------------
+
+    def note_replay(self, position: int) -> None:
+        self.replay_lsn = max(self.replay_lsn, position)
+
+    async def current_replay(self) -> int:
+        """This replica's replay position, asked now; concurrent askers share one query."""
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._ask_replay())
+        return await asyncio.shield(self._refresh)
+
+    async def _ask_replay(self) -> int:
+        try:
+            async with self.connection() as conn:
+                text = await conn.fetchval("SELECT pg_last_wal_replay_lsn()::text")
+        except Exception as e:  # the caller falls back to the primary; the monitor decides
+            if is_connection_error(e):
+                self.mark_down()
+            return self.replay_lsn
+        if text is not None:
+            self.note_replay(lsn.parse(text))
+        return self.replay_lsn
+
+    def stats(self) -> dict[str, Any]:
+        pool = self.pool
+        size = pool.get_size() if pool is not None else 0
+        idle = pool.get_idle_size() if pool is not None else 0
+        return {
+            "role": self.role,
+            "healthy": self.healthy,
+            "pooler": self.pooled,
+            "queries": self.queries,
+            "errors": self.errors,
+            "pool_size": size,
+            "pool_in_use": size - idle,
+            "pool_waiting": self.waiting,
+            "outstanding": self.outstanding,
+            "replay_lag_s": self.lag_s,
+            "replay_lag_bytes": self.lag_bytes,
+            "checked_s_ago": round(time.monotonic() - self.checked_at, 3)
+            if self.checked_at
+            else None,
+        }
