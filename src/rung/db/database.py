@@ -172,8 +172,7 @@ class Database:
     async def _read_on(self, node: Node, method: str, query: str, args: tuple[Any, ...],
                        kwargs: dict[str, Any]) -> Any:  # fmt: skip
         try:
-            async with node.connection() as conn:
-                result = await getattr(conn, method)(query, *args, **kwargs)
+            result = await node.call(method, query, args, kwargs)
         except PoolTimeout:
             raise
         except Exception as e:

@@ -1,0 +1,105 @@
+"""rung.Database.fetchrow (routed to a replica) against a raw asyncpg pool on the same node.
+
+Same run, same concurrency, rounds interleaved; prints JSON and a table with the ratio.
+Also: what PgBouncer-safe mode (statement cache off) costs on a direct connection.
+
+    python bench/db_router.py          # starts a throwaway stack (or set RUNG_DIR)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+
+import rung
+from rung.stack import Stack
+
+TASKS = 16
+POOL = 8
+SECONDS = 3.0
+ROUNDS = 3
+QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
+
+
+async def rate(op: Callable[[int], Awaitable[object]]) -> float:
+    """Operations per second with TASKS tasks looping `op` for SECONDS."""
+    count = 0
+    deadline = time.monotonic() + SECONDS
+
+    async def loop(seed: int) -> None:
+        nonlocal count
+        i = seed
+        while time.monotonic() < deadline:
+            await op(i % 1000 + 1)
+            count += 1
+            i += 7
+
+    began = time.monotonic()
+    await asyncio.gather(*(loop(t) for t in range(TASKS)))
+    return count / (time.monotonic() - began)
+
+
+async def main(primary: str, replica: str) -> dict[str, float]:
+    setup = await asyncpg.connect(primary)
+    await setup.execute(
+        "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, name text);"
+        "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
+        "ON CONFLICT DO NOTHING"
+    )
+    await setup.close()
+    await asyncio.sleep(0.5)  # replicated
+    raw = await asyncpg.create_pool(replica, min_size=POOL, max_size=POOL)
+    raw_nocache = await asyncpg.create_pool(
+        replica, min_size=POOL, max_size=POOL, statement_cache_size=0
+    )
+    db = rung.Database(primary, [replica], min_size=POOL, max_size=POOL)
+    results: dict[str, list[float]] = {"raw": [], "rung": [], "raw_cache_off": []}
+    async with db:
+        for _ in range(ROUNDS):
+            results["raw"].append(await rate(lambda i: raw.fetchrow(QUERY, i)))
+            results["rung"].append(await rate(lambda i: db.fetchrow(QUERY, i)))
+            results["raw_cache_off"].append(await rate(lambda i: raw_nocache.fetchrow(QUERY, i)))
+        assert db.stats()["primary"]["queries"] == 0, "reads must have gone to the replica"
+    await raw.close()
+    await raw_nocache.close()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    return {
+        "raw_asyncpg_pool_per_s": round(med["raw"]),
+        "rung_database_per_s": round(med["rung"]),
+        "ratio_rung_vs_raw": round(med["rung"] / med["raw"], 3),
+        "raw_statement_cache_off_per_s": round(med["raw_cache_off"]),
+        "ratio_cache_off_vs_on": round(med["raw_cache_off"] / med["raw"], 3),
+    }
+
+
+if __name__ == "__main__":
+    own = None
+    if os.environ.get("RUNG_DIR"):
+        stack = Stack(os.environ["RUNG_DIR"])
+    else:
+        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
+        own.chmod(0o755)
+        stack = Stack(own / "stack")
+        stack.up(replicas=1)
+    try:
+        record = stack.running()
+        assert record is not None, "no running stack"
+        urls = record.urls()
+        out = asyncio.run(main(urls["primary_url"], urls["replica_urls"][0]))
+    finally:
+        if own is not None:
+            stack.down(purge=True)
+            shutil.rmtree(own, ignore_errors=True)
+    print(json.dumps(out, indent=2))
+    print(f"{'variant':<34}{'fetchrow/s':>12}")
+    for key, value in out.items():
+        print(f"{key:<34}{value:>12}")
