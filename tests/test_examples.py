@@ -30,3 +30,13 @@ def test_the_user_test_example_passes_on_the_shared_stack(rung_stack: RungStack)
     done = _run(args, rung_stack)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_read_your_writes_example_shows_stale_and_fresh_reads(rung_stack: RungStack) -> None:
+    """examples/read_your_writes.py: the writer and the token see the row, no token does not."""
+    done = _run([sys.executable, str(EXAMPLES / "read_your_writes.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines())
+    assert lines["writer sees"].strip() == "hello"
+    assert lines["no token"].strip() == "None"
+    assert lines["with token"].strip() == "hello"
