@@ -11,8 +11,8 @@ demo: bootstrap
 	$(BIN)/rung demo
 
 lint: bootstrap
-	$(BIN)/ruff format --check src tests examples
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples bench
+	$(BIN)/ruff check src tests examples bench
 	$(BIN)/mypy src
 
 test: lint
