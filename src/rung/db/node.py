@@ -170,10 +170,12 @@ class Node:
         conn = await self.acquire()
         self.outstanding += 1
         try:
-            return await getattr(conn, method)(query, *args, **kwargs)
-        finally:
-            self.outstanding -= 1
-            await self.pool.release(conn)  # type: ignore[union-attr]
+            result = await getattr(conn, method)(query, *args, **kwargs)
+        except BaseException as e:
+            await self._release(conn, e)
+            raise
+        await self._release(conn, None)
+        return result
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -182,9 +184,24 @@ class Node:
         self.outstanding += 1
         try:
             yield conn
-        finally:
-            self.outstanding -= 1
-            await self.pool.release(conn)  # type: ignore[union-attr]
+        except BaseException as e:
+            await self._release(conn, e)
+            raise
+        await self._release(conn, None)
+
+    async def _release(self, conn: Connection, failed: BaseException | None) -> None:
+        """Return `conn` to the pool. After a connection error it is dropped, not reset (a
+        reset on a connection still consuming the server's error fails, and would replace
+        the error the caller must see); a failing release never hides `failed`."""
+        self.outstanding -= 1
+        assert self.pool is not None
+        if failed is not None and is_connection_error(failed):
+            conn.terminate()
+        try:
+            await self.pool.release(conn)
+        except Exception:
+            if failed is None:
+                raise
 
     def mark_down(self) -> None:
         """A connection error was seen: stop choosing this node until the monitor sees it."""
