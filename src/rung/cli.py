@@ -72,12 +72,7 @@ def status(
         urls = record.urls() if record else {}
         print(json.dumps({**urls, "healthy": healthy, "components": report}, indent=2))
     else:
-        table = Table("component", "kind", "pid", "port", "status", "detail")
-        for c in report:
-            table.add_row(c["name"], c["kind"], str(c["pid"] or "-"), str(c["port"]),
-                          "[green]healthy[/]" if c["healthy"] else f"[red]{c['status']}[/]",
-                          _detail(c))  # fmt: skip
-        out.print(table)
+        out.print(_status_table(report))
     raise typer.Exit(0 if healthy else 1)
 
 
@@ -119,18 +114,22 @@ def demo(
     try:
         result = stack.up(replicas=replicas, on_start=lambda name: err.print(f"starting {name}…"))
         out.print(f"stack up in {result.seconds:.1f}s")
-        table = Table("component", "status", "detail")
-        for c in stack.status():
-            table.add_row(
-                c["name"], "[green]healthy[/]" if c["healthy"] else c["status"], _detail(c)
-            )
-        out.print(table)
+        out.print(_status_table(stack.status()))
         for line in smoke(result.stack):
             out.print(f"[green]✓[/] {line}")
     finally:
         stack.down(purge=True)
         shutil.rmtree(workdir, ignore_errors=True)
         out.print("stack down")
+
+
+def _status_table(report: list[dict[str, Any]]) -> Table:
+    table = Table("component", "kind", "pid", "port", "status", "detail")
+    for c in report:
+        table.add_row(c["name"], c["kind"], str(c["pid"] or "-"), str(c["port"]),
+                      "[green]healthy[/]" if c["healthy"] else f"[red]{c['status']}[/]",
+                      _detail(c))  # fmt: skip
+    return table
 
 
 def _detail(c: dict[str, Any]) -> str:

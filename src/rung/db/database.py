@@ -206,10 +206,8 @@ class Database:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.causal_wait
         while (remaining := deadline - loop.time()) > 0:
-            asks = [asyncio.ensure_future(r.current_replay()) for r in candidates]
+            asks = {r.ask_replay() for r in candidates}  # shared: leaving them running is fine
             await asyncio.wait(asks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            for ask in asks:  # each ask is shared and shielded: leaving it running is fine
-                ask.add_done_callback(_retrieve)
             ready = [r for r in candidates if r.healthy and r.replay_lsn >= need]
             if ready:
                 return ready
@@ -339,8 +337,3 @@ def _least_busy(nodes: list[Node]) -> Node:
         return nodes[0]
     fewest = min(n.outstanding for n in nodes)
     return random.choice([n for n in nodes if n.outstanding == fewest])
-
-
-def _retrieve(task: asyncio.Future[int]) -> None:
-    if not task.cancelled():
-        task.exception()

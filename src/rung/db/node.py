@@ -213,11 +213,12 @@ class Node:
     def note_replay(self, position: int) -> None:
         self.replay_lsn = max(self.replay_lsn, position)
 
-    async def current_replay(self) -> int:
-        """This replica's replay position, asked now; concurrent askers share one query."""
+    def ask_replay(self) -> asyncio.Task[int]:
+        """Ask this replica its replay position now; concurrent askers share one query.
+        The task never fails: on an error it keeps the last known position."""
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.ensure_future(self._ask_replay())
-        return await asyncio.shield(self._refresh)
+            self._refresh = asyncio.create_task(self._ask_replay())
+        return self._refresh
 
     async def _ask_replay(self) -> int:
         try:

@@ -48,12 +48,6 @@ def psql(port: int, sql: str, *, db: str = ROLE, timeout: float = 10.0) -> str:
     return done.stdout.strip()
 
 
-def parse_lsn(lsn: str) -> int:
-    """A PostgreSQL LSN ('16/B374D848') as an integer byte position."""
-    high, low = lsn.split("/")
-    return (int(high, 16) << 32) | int(low, 16)
-
-
 class _Postgres(Component):
     kind = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back clients, checkpoint, exit
@@ -158,15 +152,10 @@ class Replica(_Postgres):
             time.sleep(0.02)
 
     def health(self) -> dict[str, Any]:
-        row = psql(
-            self.port,
-            "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(), pg_is_wal_replay_paused(), "
-            "coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)",
-        ).split("|")
         facts: dict[str, Any] = {
             "role": "replica",
-            "in_recovery": row[0] == "t",
-            "replay_paused": row[2] == "t",
+            "in_recovery": None,
+            "replay_paused": None,
             "state": "",
             "lag_bytes": None,
             "lag_s": None,
@@ -175,8 +164,16 @@ class Replica(_Postgres):
             primary_lsn = psql(self.primary_port, "SELECT pg_current_wal_lsn()", timeout=3)
             facts["state"] = self.replication_state()
         except ComponentFailed:
-            return facts  # the primary is down: lag is unknown
-        lag_bytes = max(0, parse_lsn(primary_lsn) - parse_lsn(row[1])) if row[1] else None
-        facts["lag_bytes"] = lag_bytes
-        facts["lag_s"] = 0.0 if lag_bytes == 0 else round(float(row[3]), 3)
+            primary_lsn = None  # the primary is down: lag is unknown
+        lag = "NULL" if primary_lsn is None else f"'{primary_lsn}'::pg_lsn"
+        row = psql(
+            self.port,
+            "SELECT pg_is_in_recovery(), pg_is_wal_replay_paused(), "
+            f"greatest(0, pg_wal_lsn_diff({lag}, pg_last_wal_replay_lsn()))::bigint, "
+            "coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)",
+        ).split("|")
+        facts["in_recovery"], facts["replay_paused"] = row[0] == "t", row[1] == "t"
+        if row[2]:
+            facts["lag_bytes"] = int(row[2])
+            facts["lag_s"] = 0.0 if facts["lag_bytes"] == 0 else round(float(row[3]), 3)
         return facts
