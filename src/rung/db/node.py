@@ -190,18 +190,16 @@ class Node:
         await self._release(conn, None)
 
     async def _release(self, conn: Connection, failed: BaseException | None) -> None:
-        """Return `conn` to the pool. After a connection error it is dropped, not reset (a
-        reset on a connection still consuming the server's error fails, and would replace
-        the error the caller must see); a failing release never hides `failed`."""
+        """Return `conn` to the pool; never raises. After a connection error it is dropped,
+        not reset. A reset can fail when the server's FATAL (a shutdown) arrives after the
+        operation: asyncpg then discards the connection itself, and the operation's outcome,
+        a result or `failed`, is what the caller must see, not the reset's error."""
         self.outstanding -= 1
         assert self.pool is not None
         if failed is not None and is_connection_error(failed):
             conn.terminate()
-        try:
+        with contextlib.suppress(Exception):
             await self.pool.release(conn)
-        except Exception:
-            if failed is None:
-                raise
 
     def mark_down(self) -> None:
         """A connection error was seen: stop choosing this node until the monitor sees it."""
