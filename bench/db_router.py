@@ -9,19 +9,14 @@ Also: what PgBouncer-safe mode (statement cache off) costs on a direct connectio
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import asyncpg
+from _stack import report, stack_urls
 
 import rung
-from rung.stack import Stack
 
 TASKS = 16
 POOL = 8
@@ -82,24 +77,6 @@ async def main(primary: str, replica: str) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    own = None
-    if os.environ.get("RUNG_DIR"):
-        stack = Stack(os.environ["RUNG_DIR"])
-    else:
-        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
-        own.chmod(0o755)
-        stack = Stack(own / "stack")
-        stack.up(replicas=1)
-    try:
-        record = stack.running()
-        assert record is not None, "no running stack"
-        urls = record.urls()
+    with stack_urls(replicas=1) as urls:
         out = asyncio.run(main(urls["primary_url"], urls["replica_urls"][0]))
-    finally:
-        if own is not None:
-            stack.down(purge=True)
-            shutil.rmtree(own, ignore_errors=True)
-    print(json.dumps(out, indent=2))
-    print(f"{'variant':<34}{'fetchrow/s':>12}")
-    for key, value in out.items():
-        print(f"{key:<34}{value:>12}")
+    report(out, "fetchrow/s")

@@ -40,3 +40,15 @@ def test_read_your_writes_example_shows_stale_and_fresh_reads(rung_stack: RungSt
     assert lines["writer sees"].strip() == "hello"
     assert lines["no token"].strip() == "None"
     assert lines["with token"].strip() == "hello"
+
+
+def test_cache_aside_example_refills_with_the_new_row(rung_stack: RungStack) -> None:
+    """examples/cache_aside.py: a hit, then a refill that reads past the stale replica."""
+    done = _run([sys.executable, str(EXAMPLES / "cache_aside.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(":", 1) for line in done.stdout.splitlines() if ":" in line)
+    assert lines["first call"].strip() == "https://old.example"
+    assert lines["second call"].strip() == "https://old.example"
+    assert lines["stale replica"].strip() == "https://old.example"
+    assert lines["refill"].strip() == "https://new.example"
+    assert done.stdout.splitlines()[-1] == "hits=1 misses=2 loads=2"

@@ -2,12 +2,16 @@
 
     import rung
     db = rung.Database(primary=..., replicas=[...])
+    cache = rung.Cache(cache_url, db=db)
 
 The names below are the public API; everything else may change between releases.
 """
 
+from rung.cache import Cache
 from rung.db import Database
 from rung.errors import (
+    CacheError,
+    CacheUnavailable,
     ComponentFailed,
     DatabaseError,
     MissingBinary,
@@ -19,6 +23,9 @@ from rung.errors import (
 )
 
 __all__ = [
+    "Cache",
+    "CacheError",
+    "CacheUnavailable",
     "ComponentFailed",
     "Database",
     "DatabaseError",

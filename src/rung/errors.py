@@ -4,10 +4,13 @@
     ├── StackError                  the local stack (`rung up`) could not do what was asked
     │   ├── MissingBinary           a server binary is not installed; names the package
     │   └── ComponentFailed         a component did not start or answer; carries its log tail
-    └── DatabaseError               rung.Database
-        ├── PoolTimeout             a pool stayed full for `acquire_timeout`
-        ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
-        └── NoHealthyNode           no node can serve the read
+    ├── DatabaseError               rung.Database
+    │   ├── PoolTimeout             a pool stayed full for `acquire_timeout`
+    │   ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
+    │   └── NoHealthyNode           no node can serve the read
+    └── CacheError                  rung.Cache (e.g. a value orjson cannot serialize)
+        └── CacheUnavailable        a write or invalidation could not reach Redis
+                                    (reads never raise it: they fail open)
 
 A driver's exception never leaks for a condition rung knows about: it is wrapped, and the
 original is the `__cause__`:
@@ -65,3 +68,12 @@ class PrimaryUnavailable(DatabaseError):
 
 class NoHealthyNode(DatabaseError):
     """No node could serve the read (the primary and every replica failed)."""
+
+
+class CacheError(RungError):
+    """rung.Cache could not do what was asked."""
+
+
+class CacheUnavailable(CacheError):
+    """A `set` or an invalidation could not reach the cache Redis: the old value may still
+    be there. Reads never raise it; they return the loader's value (fail open)."""

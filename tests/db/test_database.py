@@ -1,42 +1,14 @@
 """rung.Database against the real stack: routing, read-your-writes, health, pools."""
 
 import asyncio
-import contextvars
 import random
 import secrets
-from collections.abc import AsyncIterator, Awaitable
-from typing import TypeVar
 
 import pytest
 
 import rung
 from rung.testing import RungStack
-
-T = TypeVar("T")
-
-
-async def in_fresh_context(aw: Awaitable[T]) -> T:
-    """Run `aw` as another request (another instance) would: no consistency token."""
-
-    async def run() -> T:
-        return await aw
-
-    return await asyncio.create_task(run(), context=contextvars.Context())
-
-
-@pytest.fixture
-async def table(rung_stack: RungStack) -> str:
-    name = f"t_{secrets.token_hex(4)}"
-    rung_stack.sql("primary", f"CREATE TABLE {name} (k int PRIMARY KEY, v int)")
-    rung_stack.wait_for_replicas()
-    return name
-
-
-@pytest.fixture
-async def db(rung_stack: RungStack) -> AsyncIterator[rung.Database]:
-    # max_lag is generous: these tests pause replay on purpose and still want the replica.
-    async with rung.Database(rung_stack.primary_url, rung_stack.replica_urls, max_lag=60.0) as db:
-        yield db
+from tests.helpers import in_fresh_context
 
 
 async def test_reads_go_to_replicas_and_writes_to_the_primary(

@@ -69,6 +69,7 @@ class Database:
         self._primary = node("primary", primary, "primary")
         self._replicas = [node(f"replica{i}", url, "replica") for i, url in enumerate(replicas, 1)]
         self.causal_wait = causal_wait
+        self.max_lag = max_lag
         self._monitor = Monitor(self._primary, self._replicas, max_lag=max_lag)
         self._monitor_task: asyncio.Task[None] | None = None
         self._token: contextvars.ContextVar[str | None] = contextvars.ContextVar(

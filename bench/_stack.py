@@ -1,0 +1,47 @@
+"""The stack a benchmark runs on: the one `RUNG_DIR` names, else a throwaway one.
+
+with stack_urls(replicas=1) as urls:
+    asyncio.run(main(urls["cache_url"]))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rung.stack import Stack
+
+
+@contextlib.contextmanager
+def stack_urls(*, replicas: int = 1) -> Iterator[dict[str, Any]]:
+    own = None
+    if os.environ.get("RUNG_DIR"):
+        stack = Stack(os.environ["RUNG_DIR"])
+    else:
+        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
+        own.chmod(0o755)  # the unprivileged server user must reach it
+        stack = Stack(own / "stack")
+        stack.up(replicas=replicas)
+    try:
+        record = stack.running()
+        assert record is not None, "no running stack"
+        yield record.urls()
+    finally:
+        if own is not None:
+            stack.down(purge=True)
+            shutil.rmtree(own, ignore_errors=True)
+
+
+def report(out: dict[str, Any], unit: str) -> None:
+    """Print `out` as JSON, then as a table."""
+    import json
+
+    print(json.dumps(out, indent=2))
+    print(f"{'variant':<40}{unit:>14}")
+    for key, value in out.items():
+        print(f"{key:<40}{value:>14}")

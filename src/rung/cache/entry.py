@@ -1,0 +1,71 @@
+"""What a cache entry holds in Redis, and when to refresh it early.
+
+An entry is one orjson array: `[expires_at, delta, stamps, value]`: the wall-clock expiry
+(Unix seconds), how long the load took (XFetch's δ), the tag generations it was filled
+under (`{tag: generation}`) and the value itself. One `orjson.loads` decodes all of it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from rung.errors import CacheError
+
+
+@dataclass(slots=True)
+class Entry:
+    expires_at: float
+    delta: float
+    stamps: dict[str, str]
+    value: Any
+
+    def fresh(self, tags: Sequence[str], generations: Sequence[bytes | None]) -> bool:
+        """True when every stamp matches the current generation of its tag (`generations`
+        lines up with `tags`; a missing tag key, b'', never matches)."""
+        if len(self.stamps) != len(tags):
+            return False
+        stamps = self.stamps
+        for tag, generation in zip(tags, generations, strict=True):
+            stamp = stamps.get(tag)
+            if stamp is None or stamp.encode() != generation:
+                return False
+        return True
+
+    def refresh_early(self, beta: float) -> bool:
+        """XFetch (Vattani et al., VLDB 2015): refresh when `now - δ·β·ln(rand) >= expiry`,
+        so the chance rises smoothly as expiry nears and one caller goes first."""
+        if beta <= 0 or self.delta <= 0:
+            return False
+        return time.time() - self.delta * beta * math.log(1.0 - random.random()) >= self.expires_at
+
+
+def decode(raw: bytes) -> Entry | None:
+    """The entry, or None for bytes that are not one (treated as a miss and overwritten)."""
+    try:
+        expires_at, delta, stamps, value = orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError, TypeError):
+        return None
+    if not isinstance(stamps, dict):
+        return None
+    return Entry(expires_at, delta, stamps, value)
+
+
+def encode(key: str, value: Any, *, ttl: float, delta: float, stamps: dict[str, str]) -> bytes:
+    """The bytes to store for `value`; `CacheError` when orjson cannot serialize it."""
+    try:
+        return orjson.dumps((time.time() + ttl, delta, stamps, value))
+    except orjson.JSONEncodeError as e:
+        raise CacheError(f"cannot cache {key!r}: {e}") from e
+
+
+def jittered(ttl: float, jitter: float) -> float:
+    """`ttl` shortened by a random fraction up to `jitter`, so keys filled together do not
+    expire together."""
+    return ttl * (1.0 - jitter * random.random())

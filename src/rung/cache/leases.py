@@ -1,0 +1,241 @@
+"""Lease-guarded fills over plain Redis (Facebook memcache's leases, in Lua).
+
+Per cached key there are three Redis keys (see `KeySpace`): the value, the lease and the
+invalidation marker; per tag one generation key. A miss takes a lease token; the fill is
+written only if that token is still the current lease and every tag generation it saw is
+still current; `invalidate` deletes value and lease, so a load that began before it can
+never write its stale result. Every script runs atomically in Redis.
+
+Consistency tokens (PostgreSQL LSNs, 'X/Y') ride along: an invalidation stores the later
+of its token and the marker's; a lease returns the marker and the tags' tokens, so the
+next fill reads no replica that lacks the write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from rung.cache.gate import Gate
+from rung.db import lsn
+
+# later(a, b) of two LSNs 'X/Y' ('' when absent), in Lua: hi and lo are 32-bit hex parts.
+_LATER = """
+local function later(a, b)
+  if a == '' then return b end
+  if b == '' then return a end
+  local ah, al = string.match(a, '^(%x+)/(%x+)$')
+  local bh, bl = string.match(b, '^(%x+)/(%x+)$')
+  ah, al, bh, bl = tonumber(ah, 16), tonumber(al, 16), tonumber(bh, 16), tonumber(bl, 16)
+  if ah > bh or (ah == bh and al >= bl) then return a end
+  return b
+end
+"""
+
+# KEYS: value, lease, marker, tag...   ARGV: mode, token, lease_ms, fresh generation per tag
+# mode 'miss': return the value if there is one; 'free': ignore a value; 'force': take over
+# any lease. Replies: {'v', value, tag...} | {'w'} (someone else holds the lease)
+# | {'l', marker, tag...} (the lease is ours; missing tag generations were created).
+_TAKE = """
+local mode = ARGV[1]
+if mode == 'miss' then
+  local v = redis.call('GET', KEYS[1])
+  if v then
+    local out = {'v', v}
+    for i = 4, #KEYS do out[#out + 1] = redis.call('GET', KEYS[i]) or '' end
+    return out
+  end
+end
+if mode ~= 'force' and redis.call('EXISTS', KEYS[2]) == 1 then return {'w'} end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+local out = {'l', redis.call('GET', KEYS[3]) or ''}
+for i = 4, #KEYS do
+  local g = redis.call('GET', KEYS[i])
+  if not g then
+    g = ARGV[i]
+    redis.call('SET', KEYS[i], g)
+  end
+  out[#out + 1] = g
+end
+return out
+"""
+
+# KEYS: value, lease, tag...   ARGV: token, entry, ttl_ms, channel, message ('' for none),
+# generation per tag (as leased). A `set` tells near caches (message); a fill need not.
+_FILL = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+for i = 3, #KEYS do
+  if redis.call('GET', KEYS[i]) ~= ARGV[i + 3] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
+return 1
+"""
+
+# KEYS: lease   ARGV: token
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: value, lease, marker   ARGV: token ('' for none), marker_ms, channel, message
+_INVALIDATE = (
+    _LATER
+    + """
+redis.call('DEL', KEYS[1], KEYS[2])
+if ARGV[1] ~= '' then
+  redis.call('SET', KEYS[3], later(redis.call('GET', KEYS[3]) or '', ARGV[1]), 'PX', ARGV[2])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 0
+"""
+)
+
+# KEYS: tag...   ARGV: token ('' for none), channel, new generation per tag
+# A generation is 'random' or 'random|lsn'; the lsn part only ever moves forward.
+_INVALIDATE_TAGS = (
+    _LATER
+    + """
+for i = 1, #KEYS do
+  local old = redis.call('GET', KEYS[i]) or ''
+  local token = later(string.match(old, '|(.*)$') or '', ARGV[1])
+  if token ~= '' then token = '|' .. token end
+  redis.call('SET', KEYS[i], ARGV[i + 2] .. token)
+end
+redis.call('PUBLISH', ARGV[2], '*')
+return 0
+"""
+)
+
+Mode = Literal["miss", "free", "force"]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The value was there after all (another fill landed); `tags` are the current
+    generations of the asked tags, b'' where missing."""
+
+    raw: bytes
+    tags: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The lease is ours: fill with `token`; `generations` as they were when it was taken;
+    `token_lsn` is the consistency token the loader must observe (None: none recorded)."""
+
+    token: str
+    generations: list[bytes]
+    token_lsn: str | None
+
+
+BUSY = "busy"  # another caller holds the lease
+
+
+class KeySpace:
+    """Redis key names under a namespace: `{ns}:v:{key}` value, `{ns}:l:{key}` lease,
+    `{ns}:i:{key}` invalidation marker, `{ns}:t:{tag}` tag generation, `{ns}:inv` the
+    channel that tells near caches what to drop."""
+
+    def __init__(self, namespace: str) -> None:
+        self.channel = f"{namespace}:inv"
+        self._v, self._l, self._i, self._t = (f"{namespace}:{c}:" for c in "vlit")
+
+    def value(self, key: str) -> str:
+        return self._v + key
+
+    def lease(self, key: str) -> str:
+        return self._l + key
+
+    def marker(self, key: str) -> str:
+        return self._i + key
+
+    def tag(self, tag: str) -> str:
+        return self._t + tag
+
+
+class Leases:
+    """The scripts, bound to one client and namespace."""
+
+    def __init__(
+        self, redis: Redis, keys: KeySpace, gate: Gate, *, lease_ms: int, marker_ms: int
+    ) -> None:
+        self.keys = keys
+        self._gate = gate
+        self._lease_ms = lease_ms
+        self._marker_ms = marker_ms
+        self._take = redis.register_script(_TAKE)
+        self._fill = redis.register_script(_FILL)
+        self._release = redis.register_script(_RELEASE)
+        self._invalidate = redis.register_script(_INVALIDATE)
+        self._invalidate_tags = redis.register_script(_INVALIDATE_TAGS)
+
+    async def take(
+        self, mode: Mode, key: str, tags: tuple[str, ...], token: str, fresh: list[str]
+    ) -> Found | Lease | str:
+        """Ask for the lease on `key`; `fresh` are generations for tags that have none."""
+        k = self.keys
+        async with self._gate:
+            reply = await self._take(
+                keys=[k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)],
+                args=[mode, token, self._lease_ms, *fresh],
+            )
+        kind = reply[0]
+        if kind == b"v":
+            return Found(reply[1], reply[2:])
+        if kind == b"w":
+            return BUSY
+        generations: list[bytes] = reply[2:]
+        position = lsn.later(None, reply[1].decode() or None)
+        for generation in generations:
+            _, _, tag_lsn = generation.decode().partition("|")
+            position = lsn.later(position, tag_lsn or None)
+        return Lease(token, generations, position)
+
+    async def fill(
+        self,
+        key: str,
+        tags: tuple[str, ...],
+        lease: Lease,
+        entry: bytes,
+        ttl_ms: int,
+        *,
+        notify: bool = False,
+    ) -> bool:
+        """Write `entry` if `lease` is still current; False when an invalidation voided it.
+        `notify` tells near caches to drop the key (a `set` replaces a value they may hold)."""
+        k = self.keys
+        message = "k:" + key if notify else ""
+        async with self._gate:
+            done = await self._fill(
+                keys=[k.value(key), k.lease(key), *map(k.tag, tags)],
+                args=[lease.token, entry, ttl_ms, k.channel, message, *lease.generations],
+            )
+        return bool(done)
+
+    async def release(self, key: str, lease: Lease) -> None:
+        """Give the lease back unused (the loader failed), so waiters need not wait it out."""
+        async with self._gate:
+            await self._release(keys=[self.keys.lease(key)], args=[lease.token])
+
+    async def invalidate(self, key: str, token: str | None) -> None:
+        """Void the value and any lease; remember `token` for the next fills."""
+        k = self.keys
+        async with self._gate:
+            await self._invalidate(
+                keys=[k.value(key), k.lease(key), k.marker(key)],
+                args=[token or "", self._marker_ms, k.channel, "k:" + key],
+            )
+
+    async def invalidate_tags(
+        self, tags: tuple[str, ...], token: str | None, generations: list[str]
+    ) -> None:
+        """Give each tag a new generation: every entry stamped with an old one misses."""
+        async with self._gate:
+            await self._invalidate_tags(
+                keys=[self.keys.tag(t) for t in tags],
+                args=[token or "", self.keys.channel, *generations],
+            )
