@@ -15,13 +15,12 @@ import asyncio
 import itertools
 import secrets
 import statistics
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from _stack import report, stack_urls
+from _common import rate, report, stack_urls
 from cashews import Cache as Cashews
 
 import rung
@@ -30,24 +29,6 @@ SECONDS = 2.0
 ROUNDS = 3
 KEYS = 100
 ROW = {"slug": "abc123", "target_url": "https://example.com/some/long/path", "disabled": False}
-
-
-async def rate(op: Callable[[int], Awaitable[object]], tasks: int) -> float:
-    """Calls per second with `tasks` tasks looping `op(i)` for SECONDS."""
-    count = 0
-    deadline = time.monotonic() + SECONDS
-
-    async def loop(seed: int) -> None:
-        nonlocal count
-        i = seed
-        while time.monotonic() < deadline:
-            await op(i)
-            count += 1
-            i += tasks
-
-    began = time.monotonic()
-    await asyncio.gather(*(loop(t) for t in range(tasks)))
-    return count / (time.monotonic() - began)
 
 
 async def load_row() -> dict[str, Any]:
@@ -97,9 +78,13 @@ async def main(url: str) -> dict[str, float]:
     for _ in range(ROUNDS):
         for tasks in (1, 16):
             for name, op in hot.items():
-                results.setdefault(f"hit_{tasks}task_{name}", []).append(await rate(op, tasks))
+                results.setdefault(f"hit_{tasks}task_{name}", []).append(
+                    await rate(op, tasks=tasks, seconds=SECONDS)
+                )
         for name, op in cold.items():
-            results.setdefault(f"miss_1task_{name}", []).append(await rate(op, 1))
+            results.setdefault(f"miss_1task_{name}", []).append(
+                await rate(op, tasks=1, seconds=SECONDS)
+            )
     stats = cache.stats()
     assert stats["errors"] == 0, stats
     await cache.close()

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-from _stack import report, stack_urls
+from _common import rate, report, stack_urls
 
 import rung
 
@@ -25,22 +24,9 @@ ROUNDS = 3
 QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
 
 
-async def rate(op: Callable[[int], Awaitable[object]]) -> float:
-    """Operations per second with TASKS tasks looping `op` for SECONDS."""
-    count = 0
-    deadline = time.monotonic() + SECONDS
-
-    async def loop(seed: int) -> None:
-        nonlocal count
-        i = seed
-        while time.monotonic() < deadline:
-            await op(i % 1000 + 1)
-            count += 1
-            i += 7
-
-    began = time.monotonic()
-    await asyncio.gather(*(loop(t) for t in range(TASKS)))
-    return count / (time.monotonic() - began)
+async def measure(fetchrow: Callable[..., Awaitable[object]]) -> float:
+    """fetchrow/s of QUERY over ids 1..1000, TASKS tasks, SECONDS seconds."""
+    return await rate(lambda i: fetchrow(QUERY, i % 1000 + 1), tasks=TASKS, seconds=SECONDS)
 
 
 async def main(primary: str, replica: str) -> dict[str, float]:
@@ -60,9 +46,9 @@ async def main(primary: str, replica: str) -> dict[str, float]:
     results: dict[str, list[float]] = {"raw": [], "rung": [], "raw_cache_off": []}
     async with db:
         for _ in range(ROUNDS):
-            results["raw"].append(await rate(lambda i: raw.fetchrow(QUERY, i)))
-            results["rung"].append(await rate(lambda i: db.fetchrow(QUERY, i)))
-            results["raw_cache_off"].append(await rate(lambda i: raw_nocache.fetchrow(QUERY, i)))
+            results["raw"].append(await measure(raw.fetchrow))
+            results["rung"].append(await measure(db.fetchrow))
+            results["raw_cache_off"].append(await measure(raw_nocache.fetchrow))
         assert db.stats()["primary"]["queries"] == 0, "reads must have gone to the replica"
     await raw.close()
     await raw_nocache.close()

@@ -6,11 +6,14 @@ with stack_urls(replicas=1) as urls:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +40,26 @@ def stack_urls(*, replicas: int = 1) -> Iterator[dict[str, Any]]:
             shutil.rmtree(own, ignore_errors=True)
 
 
+async def rate(op: Callable[[int], Awaitable[object]], *, tasks: int, seconds: float) -> float:
+    """Calls per second of `tasks` tasks looping `await op(i)` for `seconds`; task t passes
+    i = t, t + tasks, t + 2·tasks, ..."""
+    count = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(i: int) -> None:
+        nonlocal count
+        while time.monotonic() < deadline:
+            await op(i)
+            count += 1
+            i += tasks
+
+    began = time.monotonic()
+    await asyncio.gather(*(loop(t) for t in range(tasks)))
+    return count / (time.monotonic() - began)
+
+
 def report(out: dict[str, Any], unit: str) -> None:
     """Print `out` as JSON, then as a table."""
-    import json
-
     print(json.dumps(out, indent=2))
     print(f"{'variant':<40}{unit:>14}")
     for key, value in out.items():
