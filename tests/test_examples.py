@@ -52,3 +52,16 @@ def test_cache_aside_example_refills_with_the_new_row(rung_stack: RungStack) -> 
     assert lines["stale replica"].strip() == "https://old.example"
     assert lines["refill"].strip() == "https://new.example"
     assert done.stdout.splitlines()[-1] == "hits=1 misses=2 loads=2"
+
+
+def test_queue_leveller_example_drains_parks_and_replays(rung_stack: RungStack) -> None:
+    """examples/queue_leveller.py: 1,000 written, 1 dead letter, replayed, 1,001 written."""
+    done = _run([sys.executable, str(EXAMPLES / "queue_leveller.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "accepted: 1001 depth: 1001",
+        "written: 1000",
+        "dead letters: 1",
+        "replayed: 1",
+        "written after replay: 1001",
+    ]

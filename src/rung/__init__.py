@@ -18,9 +18,13 @@ from rung.errors import (
     NoHealthyNode,
     PoolTimeout,
     PrimaryUnavailable,
+    QueueError,
+    QueueFull,
+    QueueUnavailable,
     RungError,
     StackError,
 )
+from rung.queue import Drain, HandlerSink, Queue, TableSink
 
 __all__ = [
     "Cache",
@@ -29,11 +33,18 @@ __all__ = [
     "ComponentFailed",
     "Database",
     "DatabaseError",
+    "Drain",
+    "HandlerSink",
     "MissingBinary",
     "NoHealthyNode",
     "PoolTimeout",
     "PrimaryUnavailable",
+    "Queue",
+    "QueueError",
+    "QueueFull",
+    "QueueUnavailable",
     "RungError",
     "StackError",
+    "TableSink",
 ]
 __version__ = "0.1.0"

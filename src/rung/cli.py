@@ -7,7 +7,9 @@ rung down --purge
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -19,6 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rung.errors import ComponentFailed, RungError
+from rung.queue import Queue
+from rung.queue.runner import serve
 from rung.stack import Stack, default_dir
 from rung.stack.smoke import smoke
 
@@ -101,6 +105,39 @@ def down(
         out.print(f"nothing was running in {stack.dir}")
     if purge:
         out.print(f"removed {stack.dir}")
+
+
+@app.command()
+def drain(
+    factory: Annotated[str, typer.Argument(metavar="MODULE:FACTORY", help="Returns a rung.Drain.")],
+) -> None:
+    """Run the Drain that FACTORY() returns until SIGTERM or SIGINT; the batch in flight
+    is written and acknowledged before it exits."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stats = asyncio.run(serve(factory))
+    err.print(f"drain stopped: {stats}", soft_wrap=True)
+
+
+@app.command("replay-dead")
+def replay_dead(
+    stream: Annotated[str, typer.Argument(help="The queue's stream name.")],
+    queue_url: Annotated[
+        str | None, typer.Option("--queue", help="The queue Redis (default: the stack's).")
+    ] = None,
+    dir: DirOption = None,
+) -> None:
+    """Move the dead letters of STREAM back onto it (after fixing what failed them)."""
+    if queue_url is None:
+        record = _stack(dir).running()
+        if record is None:
+            raise RungError(f"no stack running in {_stack(dir).dir}: pass --queue URL")
+        queue_url = record.urls()["queue_url"]
+
+    async def replay() -> int:
+        async with Queue(queue_url, stream=stream) as queue:
+            return await queue.replay_dead()
+
+    out.print(f"replayed {asyncio.run(replay())} dead letters onto {stream!r}")
 
 
 @app.command()

@@ -8,9 +8,12 @@
     │   ├── PoolTimeout             a pool stayed full for `acquire_timeout`
     │   ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
     │   └── NoHealthyNode           no node can serve the read
-    └── CacheError                  rung.Cache (e.g. a value orjson cannot serialize)
-        └── CacheUnavailable        a write or invalidation could not reach Redis
-                                    (reads never raise it: they fail open)
+    ├── CacheError                  rung.Cache (e.g. a value orjson cannot serialize)
+    │   └── CacheUnavailable        a write or invalidation could not reach Redis
+    │                               (reads never raise it: they fail open)
+    └── QueueError                  rung.Queue / rung.Drain (e.g. an event that is not JSON)
+        ├── QueueFull               `max_depth` events are accepted and not yet acknowledged
+        └── QueueUnavailable        the queue Redis cannot be reached (fails fast)
 
 A driver's exception never leaks for a condition rung knows about: it is wrapped, and the
 original is the `__cause__`:
@@ -77,3 +80,16 @@ class CacheError(RungError):
 class CacheUnavailable(CacheError):
     """A `set` or an invalidation could not reach the cache Redis: the old value may still
     be there. Reads never raise it; they return the loader's value (fail open)."""
+
+
+class QueueError(RungError):
+    """rung.Queue or rung.Drain could not do what was asked."""
+
+
+class QueueFull(QueueError):
+    """`max_depth` events are accepted and not yet acknowledged: back off (a web app
+    answers 503 with Retry-After). Nothing accepted was dropped."""
+
+
+class QueueUnavailable(QueueError):
+    """The queue Redis cannot be reached; raised within the queue's `timeout`."""

@@ -5,7 +5,7 @@ import asyncio
 import random
 import secrets
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 import rung
 from rung.testing import RungStack
-from tests.helpers import in_fresh_context
+from tests.helpers import in_fresh_context, poll
 
 
 @pytest.fixture
@@ -345,7 +345,7 @@ async def test_with_redis_stopped_reads_fail_open_behind_the_breaker(
             await cache.get_or_load("back", Counting("v"))
             return await cache.get("back") == "v"
 
-        await _poll(serving)
+        await poll(serving)
 
 
 async def test_a_redis_that_never_answers_costs_one_timeout_not_one_per_call(
@@ -385,7 +385,7 @@ async def test_the_near_cache_serves_locally_and_drops_what_another_process_inva
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as a,
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as b,
     ):
-        await _poll(lambda: _live(a) and _live(b))
+        await poll(lambda: _live(a) and _live(b))
         assert await a.get_or_load("k", Counting("old")) == "old"
         assert await b.get_or_load("k", Counting("unused")) == "old"
         assert await b.get_or_load("k", Counting("unused")) == "old"
@@ -396,13 +396,13 @@ async def test_the_near_cache_serves_locally_and_drops_what_another_process_inva
         async def b_sees_new() -> bool:
             return await b.get_or_load("k", Counting("new")) == "new"
 
-        await _poll(b_sees_new)
+        await poll(b_sees_new)
         await a.set("k", "set-by-a")
 
         async def b_sees_set() -> bool:
             return await b.get("k") == "set-by-a"
 
-        await _poll(b_sees_set)
+        await poll(b_sees_set)
 
 
 async def test_the_near_cache_is_cleared_by_tag_invalidation(
@@ -412,7 +412,7 @@ async def test_the_near_cache_is_cleared_by_tag_invalidation(
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as a,
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as b,
     ):
-        await _poll(lambda: _live(a) and _live(b))
+        await poll(lambda: _live(a) and _live(b))
         await b.get_or_load("k", Counting("old"), tags=("t",))
         await b.get_or_load("k", Counting("old"), tags=("t",))
         assert b.stats()["local_hits"] == 1
@@ -421,35 +421,8 @@ async def test_the_near_cache_is_cleared_by_tag_invalidation(
         async def b_misses() -> bool:
             return await b.get_or_load("k", Counting("new"), tags=("t",)) == "new"
 
-        await _poll(b_misses)
+        await poll(b_misses)
 
 
 def _live(cache: rung.Cache) -> bool:
     return cache.stats()["near"] == "live"
-
-
-async def _poll(condition: Callable[[], Any]) -> None:
-    """Await `condition()` (sync or async) every 10 ms until it is true (10 s at most)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
-async def test_a_decorated_call_with_wrong_arguments_raises_type_error(cache: rung.Cache) -> None:
-    @cache.cached(key="x:{a}")
-    async def f(a: int, b: int = 2) -> int:
-        return a + b
-
-    with pytest.raises(TypeError):
-        await f(1, c=3)  # type: ignore[call-arg]
-    with pytest.raises(TypeError):
-        await f()  # type: ignore[call-arg]
-    assert await f(1, 5) == 6
-    assert await f(1) == 6  # same key: the template names only `a`

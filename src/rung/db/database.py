@@ -86,7 +86,9 @@ class Database:
 
     async def open(self) -> None:
         """Open every pool and start the replica monitor. Nodes that are down do not fail
-        the open: they serve once they are back."""
+        the open: they serve once they are back. Opening an open Database does nothing."""
+        if self._primary.pool is not None:
+            return
         await asyncio.gather(*(n.open() for n in self._nodes))
         if self._replicas:
             await self._monitor.poll()

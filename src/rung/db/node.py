@@ -116,6 +116,7 @@ class Node:
                 task.cancel()
         if self.pool is not None:
             await self.pool.close()
+            self.pool = None
 
     # --- use ---------------------------------------------------------------------------------
 
@@ -195,11 +196,12 @@ class Node:
         operation: asyncpg then discards the connection itself, and the operation's outcome,
         a result or `failed`, is what the caller must see, not the reset's error."""
         self.outstanding -= 1
-        assert self.pool is not None
-        if failed is not None and is_connection_error(failed):
-            conn.terminate()
-        with contextlib.suppress(Exception):
-            await self.pool.release(conn)
+        pool = self.pool
+        if pool is None or (failed is not None and is_connection_error(failed)):
+            conn.terminate()  # closed meanwhile, or broken
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
 
     def mark_down(self) -> None:
         """A connection error was seen: stop choosing this node until the monitor sees it."""
