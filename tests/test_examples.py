@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from rung.testing import RungStack
+from tests.helpers import RUNG
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -65,3 +66,28 @@ def test_queue_leveller_example_drains_parks_and_replays(rung_stack: RungStack) 
         "replayed: 1",
         "written after replay: 1001",
     ]
+
+
+def test_sessions_example_shares_the_login_across_instances(rung_stack: RungStack) -> None:
+    done = _run([sys.executable, str(EXAMPLES / "sessions_two_instances.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "instance A set: rung_session (HttpOnly, SameSite=Lax)",
+        "instance B sees: ann",
+        "a forged cookie sees: {'user': None}",
+    ]
+
+
+def test_singleton_example_runs_each_tick_once(rung_stack: RungStack) -> None:
+    done = _run([sys.executable, str(EXAMPLES / "singleton_timer.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert int(lines["runs"].split()[0]) in range(7, 10)
+    assert lines["tokens increase"] == "True"
+
+
+def test_lint_finds_the_traps_of_the_stateful_example(rung_stack: RungStack) -> None:
+    done = _run([RUNG, "lint", str(EXAMPLES / "stateful_app.py")], rung_stack)
+    assert done.returncode == 1, done.stderr
+    rules = [line.split()[1] for line in done.stdout.splitlines() if ": RUNG" in line]
+    assert rules == ["RUNG101", "RUNG104", "RUNG201", "RUNG304"]

@@ -14,6 +14,7 @@ from rung.errors import (
     CacheUnavailable,
     ComponentFailed,
     DatabaseError,
+    LeadershipLost,
     MissingBinary,
     NoHealthyNode,
     PoolTimeout,
@@ -25,6 +26,7 @@ from rung.errors import (
     StackError,
 )
 from rung.queue import Drain, HandlerSink, Queue, TableSink
+from rung.state import SessionMiddleware, Singleton
 
 __all__ = [
     "Cache",
@@ -35,6 +37,7 @@ __all__ = [
     "DatabaseError",
     "Drain",
     "HandlerSink",
+    "LeadershipLost",
     "MissingBinary",
     "NoHealthyNode",
     "PoolTimeout",
@@ -44,6 +47,8 @@ __all__ = [
     "QueueFull",
     "QueueUnavailable",
     "RungError",
+    "SessionMiddleware",
+    "Singleton",
     "StackError",
     "TableSink",
 ]

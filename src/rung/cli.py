@@ -8,6 +8,7 @@ rung down --purge
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 import shutil
@@ -20,11 +21,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from rung import __version__
 from rung.errors import ComponentFailed, RungError
 from rung.queue import Queue
 from rung.queue.runner import serve
 from rung.stack import Stack, default_dir
 from rung.stack.smoke import smoke
+from rung.state.lint import lint_paths, reporters
 
 app = typer.Typer(
     add_completion=False,
@@ -138,6 +141,33 @@ def replay_dead(
             return await queue.replay_dead()
 
     out.print(f"replayed {asyncio.run(replay())} dead letters onto {stream!r}")
+
+
+class Format(enum.StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+@app.command()
+def lint(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or directories.")],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+) -> None:
+    """Find statefulness traps: module state changed at request time, local-disk caches,
+    per-process caches and sessions, instance-bound timers. Exits 1 on findings."""
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        err.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}")
+        raise typer.Exit(2)
+    findings = lint_paths(paths)
+    if format is Format.json:
+        sys.stdout.write(reporters.json(findings))
+    elif format is Format.sarif:
+        sys.stdout.write(reporters.sarif(findings, version=__version__))
+    else:
+        sys.stdout.write(reporters.text(findings))
+    raise typer.Exit(1 if findings else 0)
 
 
 @app.command()

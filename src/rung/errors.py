@@ -11,9 +11,10 @@
     ├── CacheError                  rung.Cache (e.g. a value orjson cannot serialize)
     │   └── CacheUnavailable        a write or invalidation could not reach Redis
     │                               (reads never raise it: they fail open)
-    └── QueueError                  rung.Queue / rung.Drain (e.g. an event that is not JSON)
-        ├── QueueFull               `max_depth` events are accepted and not yet acknowledged
-        └── QueueUnavailable        the queue Redis cannot be reached (fails fast)
+    ├── QueueError                  rung.Queue / rung.Drain (e.g. an event that is not JSON)
+    │   ├── QueueFull               `max_depth` events are accepted and not yet acknowledged
+    │   └── QueueUnavailable        the queue Redis cannot be reached (fails fast)
+    └── LeadershipLost              rung.Singleton.leadership(): the lease ran out mid-block
 
 A driver's exception never leaks for a condition rung knows about: it is wrapped, and the
 original is the `__cause__`:
@@ -93,3 +94,8 @@ class QueueFull(QueueError):
 
 class QueueUnavailable(QueueError):
     """The queue Redis cannot be reached; raised within the queue's `timeout`."""
+
+
+class LeadershipLost(RungError):
+    """`Singleton.leadership()`: the lease could not be renewed in time, so another
+    instance may lead now; the block was cancelled."""

@@ -186,5 +186,7 @@ class Drain:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()

@@ -91,7 +91,7 @@ class Primary(_Postgres):
              "-E", "UTF8", "--locale=C.UTF-8"],
             "initdb",
         )  # fmt: skip
-        with (self.data / "postgresql.conf").open("a") as conf:
+        with (self.data / "postgresql.conf").open("a") as conf:  # rung: ignore[RUNG201]
             conf.write(_SETTINGS)
 
     def settle(self) -> None:

@@ -186,7 +186,7 @@ class Stack:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with (self.dir / ".lock").open("w") as lock:
+        with (self.dir / ".lock").open("w") as lock:  # rung: ignore[RUNG201]
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 

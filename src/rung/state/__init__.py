@@ -1,0 +1,10 @@
+"""Rung 3: stateless instances. Sessions in Redis, one timer across N instances, and a
+linter for the traps that keep a service from scaling out.
+
+from rung.state import SessionMiddleware, Singleton
+"""
+
+from rung.state.sessions import SessionMiddleware
+from rung.state.singleton import Singleton
+
+__all__ = ["SessionMiddleware", "Singleton"]

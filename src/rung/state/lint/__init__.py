@@ -1,0 +1,11 @@
+"""`rung lint`: find the statefulness traps that stop a service from scaling out.
+
+from rung.state.lint import lint_paths
+for finding in lint_paths([Path("app")]):
+    print(finding.path, finding.line, finding.rule, finding.fix)
+"""
+
+from rung.state.lint.engine import Finding, lint_paths, lint_source
+from rung.state.lint.rules import RULES, Rule
+
+__all__ = ["RULES", "Finding", "Rule", "lint_paths", "lint_source"]
