@@ -45,8 +45,8 @@ class NearCache:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a cancellation lost inside the client must not hang close()
+            await asyncio.wait({self._task}, timeout=2 * self._timeout)
             self._task = None
         self._went_dark()
 

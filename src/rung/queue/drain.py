@@ -140,7 +140,8 @@ class Drain:
     async def _handle(self, batch: list[Delivery]) -> None:
         broker = self.queue.broker
         await self.pacer.wait(len(batch))
-        renewing = asyncio.create_task(self._renew([d.ref for d in batch]))
+        written = asyncio.Event()
+        renewing = asyncio.create_task(self._renew([d.ref for d in batch], written))
         started = time.monotonic()
         try:
             failures = await self._write(batch)
@@ -153,9 +154,8 @@ class Drain:
             await self._pause(min(1.0, self.claim_idle / 2))
             return
         finally:
-            renewing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewing
+            written.set()  # the renewer stops between renewals, never inside a Redis call
+            await renewing
         self.pacer.observe(time.monotonic() - started)
         self._stats.batches += 1
         done = [d.ref for i, d in enumerate(batch) if i not in failures]
@@ -177,16 +177,21 @@ class Drain:
         with db.observe(token):  # a handler's reads see what the producer had written
             return await self.sink.write(batch)
 
-    async def _renew(self, refs: list[str]) -> None:
+    async def _renew(self, refs: list[str], written: asyncio.Event) -> None:
         """Keep the batch ours while it is written (a slow commit is not a dead drain)."""
-        while True:
-            await asyncio.sleep(self.claim_idle / 3)
+        while not await _wait(written, self.claim_idle / 3):
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.broker.renew(self.consumer, refs)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""
-        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._stopping.wait()
+        await _wait(self._stopping, seconds)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to `seconds` for `event`; whether it is set. (asyncio.timeout, not
+    wait_for: 3.11's wait_for can swallow a cancellation.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    return event.is_set()
