@@ -426,3 +426,17 @@ async def test_the_near_cache_is_cleared_by_tag_invalidation(
 
 def _live(cache: rung.Cache) -> bool:
     return cache.stats()["near"] == "live"
+
+
+async def test_garbage_written_behind_rungs_back_is_a_miss_not_a_crash(
+    rung_stack: RungStack, cache: rung.Cache, ns: str
+) -> None:
+    r = aioredis.Redis.from_url(rung_stack.cache_url)
+    try:
+        await r.set(f"{ns}:v:k", b"not an entry")
+        await r.set(f"{ns}:t:t", b"gen|not-an-lsn")
+        await r.set(f"{ns}:i:k", b"also not an lsn")
+    finally:
+        await r.aclose()
+    assert await cache.get_or_load("k", Counting("fresh"), tags=("t",)) == "fresh"
+    assert await cache.get("k") == "fresh"

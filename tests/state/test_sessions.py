@@ -196,3 +196,14 @@ async def test_an_unreachable_session_store_answers_503_not_500() -> None:
 def test_a_short_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 32 characters"):
         rung.SessionMiddleware(make_app("redis://x", "p"), redis_url="redis://x", secret="short")
+
+
+def test_a_value_json_cannot_hold_fails_where_it_is_assigned() -> None:
+    from rung.state.sessions import Session
+
+    session = Session()
+    with pytest.raises(TypeError, match=r"session\['when'\] must be JSON-serializable"):
+        session["when"] = object()
+    with pytest.raises(TypeError, match="session keys are strings"):
+        session[1] = "x"  # type: ignore[index]
+    assert not session.modified

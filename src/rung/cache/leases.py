@@ -189,10 +189,11 @@ class Leases:
         if kind == b"w":
             return BUSY
         generations: list[bytes] = reply[2:]
-        position = lsn.later(None, reply[1].decode() or None)
-        for generation in generations:
-            _, _, tag_lsn = generation.decode().partition("|")
-            position = lsn.later(position, tag_lsn or None)
+        position = None
+        for recorded in [reply[1], *(g.partition(b"|")[2] for g in generations)]:
+            text = recorded.decode(errors="replace")
+            if lsn.valid(text):  # anything else (written behind rung's back) is ignored
+                position = lsn.later(position, text)
         return Lease(token, generations, position)
 
     async def fill(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -234,8 +235,14 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
 
 
 def _delivery(ref: bytes, fields: dict[bytes, bytes], deliveries: int) -> Delivery:
+    """An entry as rung's producer writes it (`e`: the event's JSON, `t`: a token), or one
+    another producer added with plain XADD field-value pairs: those fields are the event."""
+    raw = fields.get(b"e")
     token = fields.get(b"t")
-    return Delivery(ref.decode(), fields[b"e"], token.decode() if token else None, deliveries)
+    if raw is None:
+        plain = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+        raw, token = orjson.dumps(plain), None
+    return Delivery(ref.decode(), raw, token.decode() if token else None, deliveries)
 
 
 def _group(groups: list[dict[str, Any]]) -> dict[str, Any]:

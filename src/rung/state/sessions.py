@@ -57,6 +57,12 @@ class Session(MutableMapping[str, Any]):
         return self._data[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
+        if not isinstance(key, str):
+            raise TypeError(f"session keys are strings, not {type(key).__name__}")
+        try:
+            orjson.dumps(value)
+        except orjson.JSONEncodeError as e:  # fail here, where the bug is, not at save
+            raise TypeError(f"session[{key!r}] must be JSON-serializable: {e}") from e
         self._data[key] = value
         self.modified = True
 
