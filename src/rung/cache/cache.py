@@ -22,7 +22,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import secrets
 import string
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -236,13 +235,13 @@ class Cache:
     def _may_join(self, flight: _Flight) -> bool:
         """A caller whose context must see a later write than the load observes does not
         take its result (read-your-writes); everyone else does."""
-        token = self._db.token() if self._db is not None else None
+        token = self._token()
         return token is None or lsn.later(flight.observed, token) == flight.observed
 
     async def _start_flight(
         self, key: str, loader: Loader, ttl: float | None, tags: tuple[str, ...]
     ) -> Any:
-        flight = _Flight(tags, self._db.token() if self._db is not None else None)
+        flight = _Flight(tags, self._token())
         flight.task = asyncio.create_task(self._fill(key, flight, loader, ttl))
         self._flights[key] = flight
         flight.task.add_done_callback(functools.partial(self._landed, key, flight))
@@ -264,9 +263,8 @@ class Cache:
         pause = 0.001
         mode: Any = "miss"
         while True:
-            fresh = [secrets.token_hex(8) for _ in tags]
             try:
-                got = await self._leases.take(mode, key, tags, secrets.token_hex(8), fresh)
+                got = await self._leases.take(mode, key, tags)
             except RedisError as e:
                 self._failed(e)
                 return await self._load_uncached(key, loader, flight.observed)
@@ -368,15 +366,13 @@ class Cache:
     async def _refresh(
         self, key: str, loader: Loader, ttl: float | None, tags: tuple[str, ...]
     ) -> None:
-        fresh = [secrets.token_hex(8) for _ in tags]
         try:
-            got = await self._leases.take("free", key, tags, secrets.token_hex(8), fresh)
+            got = await self._leases.take("free", key, tags)
         except RedisError as e:
             self._failed(e)
             return
         if isinstance(got, Lease):  # else another caller is already loading it
-            observed = self._db.token() if self._db is not None else None
-            observed = lsn.later(observed, got.token_lsn)
+            observed = lsn.later(self._token(), got.token_lsn)
             await self._load_and_fill(key, tags, got, loader, ttl, observed)
 
     # --- writes --------------------------------------------------------------------------------
@@ -388,9 +384,8 @@ class Cache:
         `CacheUnavailable` when Redis cannot be reached: the old value may still be there."""
         tags = tuple(tags)
         self._detach(key)
-        fresh = [secrets.token_hex(8) for _ in tags]
         try:
-            lease = await self._leases.take("force", key, tags, secrets.token_hex(8), fresh)
+            lease = await self._leases.take("force", key, tags)
             assert isinstance(lease, Lease)
             try:
                 raw, ttl_ms = self._entry(key, tags, lease, value, ttl, 0.0)
@@ -422,9 +417,7 @@ class Cache:
         if self._near is not None:
             self._near.clear()
         try:
-            await self._leases.invalidate_tags(
-                tags, self._token(), [secrets.token_hex(8) for _ in tags]
-            )
+            await self._leases.invalidate_tags(tags, self._token())
         except RedisError as e:
             raise self._unavailable(e) from e
 

@@ -13,6 +13,7 @@ next fill reads no replica that lacks the write.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Literal
 
@@ -173,15 +174,14 @@ class Leases:
         self._invalidate = redis.register_script(_INVALIDATE)
         self._invalidate_tags = redis.register_script(_INVALIDATE_TAGS)
 
-    async def take(
-        self, mode: Mode, key: str, tags: tuple[str, ...], token: str, fresh: list[str]
-    ) -> Found | Lease | str:
-        """Ask for the lease on `key`; `fresh` are generations for tags that have none."""
+    async def take(self, mode: Mode, key: str, tags: tuple[str, ...]) -> Found | Lease | str:
+        """Ask for the lease on `key` (a tag without a generation gets a new one)."""
         k = self.keys
+        token = _random()
         async with self._gate:
             reply = await self._take(
                 keys=[k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)],
-                args=[mode, token, self._lease_ms, *fresh],
+                args=[mode, token, self._lease_ms, *(_random() for _ in tags)],
             )
         kind = reply[0]
         if kind == b"v":
@@ -231,12 +231,15 @@ class Leases:
                 args=[token or "", self._marker_ms, k.channel, "k:" + key],
             )
 
-    async def invalidate_tags(
-        self, tags: tuple[str, ...], token: str | None, generations: list[str]
-    ) -> None:
+    async def invalidate_tags(self, tags: tuple[str, ...], token: str | None) -> None:
         """Give each tag a new generation: every entry stamped with an old one misses."""
         async with self._gate:
             await self._invalidate_tags(
                 keys=[self.keys.tag(t) for t in tags],
-                args=[token or "", self.keys.channel, *generations],
+                args=[token or "", self.keys.channel, *(_random() for _ in tags)],
             )
+
+
+def _random() -> str:
+    """A lease token or a tag generation: 64 random bits."""
+    return secrets.token_hex(8)
