@@ -151,18 +151,11 @@ class Singleton:
             await asyncio.sleep(max(0.0, next_start - time.monotonic()))
 
     async def _run_once(self, name: str, job: _Periodic, lease_key: str, token: int) -> None:
-        done = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(lease_key, done))
-        try:
-            await job.fn(token)
-        except Exception:
-            log.exception("singleton job %s failed (fencing token %d)", name, token)
-        finally:
-            done.set()  # the keeper stops between renewals, never inside a Redis call
-            with contextlib.suppress(LeadershipLost):
-                await keeper
-            with contextlib.suppress(RedisError):
-                await self._release(keys=[lease_key], args=[self.holder])
+        async with self._held(lease_key):
+            try:
+                await job.fn(token)
+            except Exception:
+                log.exception("singleton job %s failed (fencing token %d)", name, token)
 
     @contextlib.asynccontextmanager
     async def leadership(self) -> AsyncIterator[int]:
@@ -181,17 +174,29 @@ class Singleton:
         token = int(await self._redis.incr(f"{self._base}:fence"))
         task = asyncio.current_task()
         assert task is not None
+        async with self._held(key, task) as keeper:
+            try:
+                yield token
+            except asyncio.CancelledError:
+                if keeper.done() and not keeper.cancelled() and keeper.exception() is not None:
+                    task.uncancel()
+                    raise LeadershipLost(
+                        f"lost the lead of {self.name!r} (token {token})"
+                    ) from None
+                raise
+
+    @contextlib.asynccontextmanager
+    async def _held(
+        self, key: str, owner: asyncio.Task[object] | None = None
+    ) -> AsyncIterator[asyncio.Task[None]]:
+        """Keep the lease `key` (already ours) renewed for the block, then release it.
+        Yields the renewing task: it fails with LeadershipLost if the lease is lost."""
         done = asyncio.Event()
-        keeper = asyncio.create_task(self._keep(key, done, task))
+        keeper = asyncio.create_task(self._keep(key, done, owner))
         try:
-            yield token
-        except asyncio.CancelledError:
-            if keeper.done() and not keeper.cancelled() and keeper.exception() is not None:
-                task.uncancel()
-                raise LeadershipLost(f"lost the lead of {self.name!r} (token {token})") from None
-            raise
+            yield keeper
         finally:
-            done.set()
+            done.set()  # the keeper stops between renewals, never inside a Redis call
             with contextlib.suppress(LeadershipLost):
                 await keeper
             with contextlib.suppress(RedisError):
