@@ -142,12 +142,10 @@ class _Checker:
         for stmt in tree.body:
             self._module_statement(stmt)
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _has_periodic_loop(
-                node
-            ):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and self._periodic(node):
                 self.loops.add(node.name)
             elif isinstance(node, ast.Call):
-                self.startup |= _startup_hooks(node)
+                self.startup |= self._startup_hooks(node)
         self._visit(tree, function=None)
 
     # --- what the module defines --------------------------------------------------------------
@@ -248,8 +246,6 @@ class _Checker:
             func = node.value.func
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
                 target = func.value
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Await):
-            return
         if isinstance(target, ast.Name) and target.id in self.module_state:
             name = target.id
             if name in _locals(fn) or _registers(fn):
@@ -301,7 +297,7 @@ class _Checker:
         for decorator in fn.decorator_list:
             if (
                 isinstance(decorator, ast.Call)
-                and _dotted(decorator.func).endswith("on_event")
+                and self._qualname(decorator.func).endswith("on_event")
                 and decorator.args
                 and isinstance(decorator.args[0], ast.Constant)
                 and decorator.args[0].value == "startup"
@@ -320,6 +316,33 @@ class _Checker:
             return ".".join(reversed(parts))
         head = self.imports.get(node.id, node.id)
         return ".".join([head, *reversed(parts)])
+
+    def _periodic(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """Does `fn` run a loop that sleeps between rounds?"""
+        for node in ast.walk(fn):
+            if isinstance(node, ast.While):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Call) and self._qualname(inner.func) in _SLEEPS:
+                        return True
+        return False
+
+    def _startup_hooks(self, call: ast.Call) -> set[str]:
+        """Functions a call registers for startup: `Starlette(on_startup=[warm])`,
+        `app.add_event_handler("startup", warm)`."""
+        names: set[str] = set()
+        for kw in call.keywords:
+            if kw.arg == "on_startup" and isinstance(kw.value, ast.List | ast.Tuple):
+                names |= {e.id for e in kw.value.elts if isinstance(e, ast.Name)}
+        args = call.args
+        if (
+            self._qualname(call.func).endswith("add_event_handler")
+            and len(args) == 2
+            and isinstance(args[0], ast.Constant)
+            and args[0].value == "startup"
+            and isinstance(args[1], ast.Name)
+        ):
+            names.add(args[1].id)
+        return names
 
     def _add(self, node: ast.AST, rule: str, message: str) -> None:
         line = getattr(node, "lineno", 1)
@@ -359,44 +382,6 @@ def _registers(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         and isinstance(last.value, ast.Name)
         and last.value.id == params[0]
     )
-
-
-def _has_periodic_loop(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    for node in ast.walk(fn):
-        if isinstance(node, ast.While):
-            for inner in ast.walk(node):
-                if isinstance(inner, ast.Call) and _dotted(inner.func) in _SLEEPS:
-                    return True
-    return False
-
-
-def _dotted(node: ast.expr) -> str:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Name):
-        parts.append(node.id)
-    return ".".join(reversed(parts))
-
-
-def _startup_hooks(call: ast.Call) -> set[str]:
-    """Functions a call registers for startup: `Starlette(on_startup=[warm])`,
-    `app.add_event_handler("startup", warm)`."""
-    names: set[str] = set()
-    for kw in call.keywords:
-        if kw.arg == "on_startup" and isinstance(kw.value, ast.List | ast.Tuple):
-            names |= {e.id for e in kw.value.elts if isinstance(e, ast.Name)}
-    args = call.args
-    if (
-        _dotted(call.func).endswith("add_event_handler")
-        and len(args) == 2
-        and isinstance(args[0], ast.Constant)
-        and args[0].value == "startup"
-        and isinstance(args[1], ast.Name)
-    ):
-        names.add(args[1].id)
-    return names
 
 
 def _started_function(call: ast.Call) -> str | None:
