@@ -110,11 +110,8 @@ async def test_ttls_of_keys_written_together_are_spread_by_the_jitter(
     rung_stack: RungStack, cache: rung.Cache, ns: str
 ) -> None:
     await asyncio.gather(*(cache.set(f"j{i}", i, ttl=100.0) for i in range(200)))
-    r = aioredis.Redis.from_url(rung_stack.cache_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.cache_url) as r:
         ttls = [await r.pttl(f"{ns}:v:j{i}") for i in range(200)]
-    finally:
-        await r.aclose()
     assert all(89_000 <= t <= 100_000 for t in ttls)
     assert max(ttls) - min(ttls) > 5_000  # jitter 0.1 of 100 s spreads them over ~10 s
 
@@ -185,11 +182,8 @@ async def test_a_tag_deleted_behind_rungs_back_makes_its_keys_miss(
     """As if LRU had evicted the tag's generation key: a miss, never a stale hit."""
     await cache.get_or_load("a", Counting("old"), tags=("t",))
     await cache.get_or_load("b", Counting("old"), tags=("t", "u"))
-    r = aioredis.Redis.from_url(rung_stack.cache_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.cache_url) as r:
         assert await r.delete(f"{ns}:t:t") == 1
-    finally:
-        await r.aclose()
     assert await cache.get("a", default="miss") == "miss"
     assert await cache.get_or_load("b", Counting("new"), tags=("t", "u")) == "new"
 
@@ -378,50 +372,53 @@ def blackhole() -> Iterator[str]:
 # --- the near cache --------------------------------------------------------------------------
 
 
-async def test_the_near_cache_serves_locally_and_drops_what_another_process_invalidates(
-    rung_stack: RungStack, ns: str
-) -> None:
+@pytest.fixture
+async def near_pair(rung_stack: RungStack, ns: str) -> AsyncIterator[tuple[rung.Cache, rung.Cache]]:
+    """Two caches with near caches, as two processes would have; both subscribed."""
     async with (
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as a,
         rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as b,
     ):
         await poll(lambda: _live(a) and _live(b))
-        assert await a.get_or_load("k", Counting("old")) == "old"
-        assert await b.get_or_load("k", Counting("unused")) == "old"
-        assert await b.get_or_load("k", Counting("unused")) == "old"
-        assert b.stats()["local_hits"] == 1
+        yield a, b
 
-        await a.invalidate("k")
 
-        async def b_sees_new() -> bool:
-            return await b.get_or_load("k", Counting("new")) == "new"
+async def test_the_near_cache_serves_locally_and_drops_what_another_process_invalidates(
+    near_pair: tuple[rung.Cache, rung.Cache],
+) -> None:
+    a, b = near_pair
+    assert await a.get_or_load("k", Counting("old")) == "old"
+    assert await b.get_or_load("k", Counting("unused")) == "old"
+    assert await b.get_or_load("k", Counting("unused")) == "old"
+    assert b.stats()["local_hits"] == 1
 
-        await poll(b_sees_new)
-        await a.set("k", "set-by-a")
+    await a.invalidate("k")
 
-        async def b_sees_set() -> bool:
-            return await b.get("k") == "set-by-a"
+    async def b_sees_new() -> bool:
+        return await b.get_or_load("k", Counting("new")) == "new"
 
-        await poll(b_sees_set)
+    await poll(b_sees_new)
+    await a.set("k", "set-by-a")
+
+    async def b_sees_set() -> bool:
+        return await b.get("k") == "set-by-a"
+
+    await poll(b_sees_set)
 
 
 async def test_the_near_cache_is_cleared_by_tag_invalidation(
-    rung_stack: RungStack, ns: str
+    near_pair: tuple[rung.Cache, rung.Cache],
 ) -> None:
-    async with (
-        rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as a,
-        rung.Cache(rung_stack.cache_url, namespace=ns, local_size=100) as b,
-    ):
-        await poll(lambda: _live(a) and _live(b))
-        await b.get_or_load("k", Counting("old"), tags=("t",))
-        await b.get_or_load("k", Counting("old"), tags=("t",))
-        assert b.stats()["local_hits"] == 1
-        await a.invalidate_tags("t")
+    a, b = near_pair
+    await b.get_or_load("k", Counting("old"), tags=("t",))
+    await b.get_or_load("k", Counting("old"), tags=("t",))
+    assert b.stats()["local_hits"] == 1
+    await a.invalidate_tags("t")
 
-        async def b_misses() -> bool:
-            return await b.get_or_load("k", Counting("new"), tags=("t",)) == "new"
+    async def b_misses() -> bool:
+        return await b.get_or_load("k", Counting("new"), tags=("t",)) == "new"
 
-        await poll(b_misses)
+    await poll(b_misses)
 
 
 def _live(cache: rung.Cache) -> bool:
@@ -431,12 +428,9 @@ def _live(cache: rung.Cache) -> bool:
 async def test_garbage_written_behind_rungs_back_is_a_miss_not_a_crash(
     rung_stack: RungStack, cache: rung.Cache, ns: str
 ) -> None:
-    r = aioredis.Redis.from_url(rung_stack.cache_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.cache_url) as r:
         await r.set(f"{ns}:v:k", b"not an entry")
         await r.set(f"{ns}:t:t", b"gen|not-an-lsn")
         await r.set(f"{ns}:i:k", b"also not an lsn")
-    finally:
-        await r.aclose()
     assert await cache.get_or_load("k", Counting("fresh"), tags=("t",)) == "fresh"
     assert await cache.get("k") == "fresh"

@@ -386,21 +386,15 @@ def test_rung_drain_explains_a_bad_factory_in_one_line(spec: str, message: str) 
 
 
 async def _dead_letters(rung_stack: RungStack, stream: str) -> list[dict[bytes, bytes]]:
-    r = aioredis.Redis.from_url(rung_stack.queue_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
         return [fields for _, fields in await r.xrange(f"{stream}:dead")]
-    finally:
-        await r.aclose()
 
 
 async def test_entries_added_with_plain_xadd_are_events_too(
     rung_stack: RungStack, queue: rung.Queue, db: rung.Database, events: str, stream: str
 ) -> None:
-    r = aioredis.Redis.from_url(rung_stack.queue_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
         await r.xadd(stream, {"id": "0192f0c0-0000-7000-8000-0000000000aa", "n": "7"})
-    finally:
-        await r.aclose()
     async with running(rung.Drain(queue, sink(db, events))):
         await drained(queue)
     assert await db.fetchval(f"SELECT n FROM {events}") == 7

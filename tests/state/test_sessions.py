@@ -141,15 +141,12 @@ async def test_logout_deletes_the_data_and_expires_the_cookie(
     a, b = two_instances
     cookie = session_cookie(await a.post("/login", json={"user": "ann"}))
     sid = cookie.rsplit(".", 1)[0]
-    r = aioredis.Redis.from_url(rung_stack.queue_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
         assert await r.exists(f"{prefix}:{sid}") == 1
         out = await b.post("/logout", headers=with_cookie(cookie))
         assert out.status_code == 204
         assert "Max-Age=0" in out.headers["set-cookie"]
         assert await r.exists(f"{prefix}:{sid}") == 0
-    finally:
-        await r.aclose()
     assert (await a.get("/me", headers=with_cookie(cookie))).json() == {}
 
 
@@ -159,14 +156,11 @@ async def test_every_request_pushes_the_expiry_out(
     a, b = two_instances
     cookie = session_cookie(await a.post("/login", json={"user": "ann"}))
     key = f"{prefix}:{cookie.rsplit('.', 1)[0]}"
-    r = aioredis.Redis.from_url(rung_stack.queue_url)
-    try:
+    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
         await r.expire(key, 5)
         response = await b.get("/me", headers=with_cookie(cookie))
         assert await r.ttl(key) > 3000
         assert "Max-Age=3600" in response.headers["set-cookie"]  # the cookie rolls too
-    finally:
-        await r.aclose()
 
 
 async def test_no_cookie_and_no_data_means_nothing_stored_and_no_cookie(

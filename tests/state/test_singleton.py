@@ -22,11 +22,8 @@ ROOT = Path(__file__).parents[2]
 
 def runs(url: str, name: str) -> list[tuple[int, int, int]]:
     async def read() -> list[bytes]:
-        r = aioredis.Redis.from_url(url)
-        try:
+        async with aioredis.Redis.from_url(url) as r:
             return list(await r.lrange(f"{name}:runs", 0, -1))
-        finally:
-            await r.aclose()
 
     return [tuple(map(int, row.decode().split(":"))) for row in asyncio.run(read())]  # type: ignore[misc]
 
