@@ -91,6 +91,7 @@ async def test_a_replica_stopped_mid_loop_fails_no_read(
 ) -> None:
     """Reads keep succeeding while a replica goes down (retried once on another node)."""
     await db.execute(f"INSERT INTO {table} VALUES (1, 1)")
+    rung_stack.wait_for_replicas()  # the reads carry no token: every replica needs the row
     stopped = asyncio.Event()
     failures: list[BaseException] = []
     reads = 0
