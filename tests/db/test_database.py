@@ -4,9 +4,11 @@ import asyncio
 import random
 import secrets
 
+import asyncpg
 import pytest
 
 import rung
+from rung.db.node import is_connection_error
 from rung.testing import RungStack
 from tests.helpers import in_fresh_context
 
@@ -117,6 +119,22 @@ async def test_a_replica_stopped_mid_loop_fails_no_read(
         await asyncio.to_thread(rung_stack.start, name)
     assert failures == []
     assert reads >= 200
+
+
+@pytest.mark.parametrize(
+    ("error", "gone"),
+    [
+        (ConnectionResetError(), True),
+        (asyncpg.ConnectionDoesNotExistError(), True),
+        # what a replica's shutdown can leave on an idle pooled connection (asyncpg#1069)
+        (asyncpg.InternalClientError("cannot switch to state 12; another operation (2)"), True),
+        (asyncpg.AdminShutdownError(), True),
+        (asyncpg.UndefinedTableError(), False),
+        (ValueError(), False),
+    ],
+)
+def test_only_errors_that_mean_the_node_is_gone_move_a_read(error: Exception, gone: bool) -> None:
+    assert is_connection_error(error) is gone
 
 
 async def test_a_full_pool_raises_pool_timeout(rung_stack: RungStack) -> None:

@@ -97,4 +97,7 @@ class Monitor:
         return row
 
 
-_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DOWN = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)  # fmt: skip

@@ -37,6 +37,10 @@ def is_connection_error(exc: BaseException) -> bool:
     """True when `exc` says the node cannot be reached, so a read may be tried elsewhere."""
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # asyncpg's protocol lost step with the server, as when a shutdown's FATAL arrives
+        # between statements (MagicStack/asyncpg#1069): this connection is unusable.
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         return state.startswith(_CONNECTION_SQLSTATES)
