@@ -29,15 +29,25 @@ async def cache(rung_stack: RungStack, ns: str) -> AsyncIterator[rung.Cache]:
 
 
 class Counting:
-    """A loader that counts its calls and returns `value` (after `delay` seconds)."""
+    """A loader that counts its calls and returns `value`, after `delay` seconds or, when
+    `held`, once `finish()` is called; `started` is set once a call began (the caller then
+    holds the key's lease)."""
 
-    def __init__(self, value: Any = "v", delay: float = 0.0) -> None:
+    def __init__(self, value: Any = "v", delay: float = 0.0, *, held: bool = False) -> None:
         self.value, self.delay, self.calls = value, delay, 0
+        self.started, self._finish = asyncio.Event(), asyncio.Event()
+        if not held:
+            self._finish.set()
+
+    def finish(self) -> None:
+        self._finish.set()
 
     async def __call__(self) -> Any:
         self.calls += 1
+        self.started.set()
         if self.delay:
             await asyncio.sleep(self.delay)
+        await self._finish.wait()
         return self.value
 
 
@@ -154,10 +164,11 @@ async def test_a_loader_error_reaches_every_waiter_and_frees_the_lease(cache: ru
 
 
 async def test_set_replaces_the_value_and_voids_a_fill_in_flight(cache: rung.Cache) -> None:
-    slow = Counting("loaded-before-the-set", delay=0.1)
+    slow = Counting("loaded-before-the-set", held=True)
     loading = asyncio.create_task(cache.get_or_load("s", slow))
-    await asyncio.sleep(0.02)
+    await slow.started.wait()
     await cache.set("s", "set")
+    slow.finish()
     assert await loading == "loaded-before-the-set"  # its own caller still gets its value
     assert await cache.get("s") == "set"
     assert cache.stats()["stale_fills_rejected"] == 1
@@ -189,9 +200,11 @@ async def test_a_tag_deleted_behind_rungs_back_makes_its_keys_miss(
 
 
 async def test_a_tag_invalidated_during_a_load_voids_its_fill(cache: rung.Cache) -> None:
-    loading = asyncio.create_task(cache.get_or_load("p", Counting("old", delay=0.1), tags=("t",)))
-    await asyncio.sleep(0.02)
+    slow = Counting("old", held=True)
+    loading = asyncio.create_task(cache.get_or_load("p", slow, tags=("t",)))
+    await slow.started.wait()
     await cache.invalidate_tags("t")
+    slow.finish()
     await loading
     assert await cache.get("p", default="miss") == "miss"
 
