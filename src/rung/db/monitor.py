@@ -16,7 +16,7 @@ from collections import deque
 import asyncpg
 
 from rung.db import lsn
-from rung.db.node import Node
+from rung.db.node import UNREACHABLE, Node
 
 _HISTORY = 1200  # samples kept: two minutes at 100 ms
 
@@ -47,7 +47,7 @@ class Monitor:
         try:
             text = await self._ask(self.primary, "SELECT pg_current_wal_insert_lsn()::text")
             self.history.append((time.monotonic(), lsn.parse(text[0])))
-        except _DOWN:
+        except UNREACHABLE:
             pass  # no new sample: replicas are judged against the last known position
         await asyncio.gather(*(self._poll_replica(r) for r in self.replicas))
 
@@ -56,7 +56,7 @@ class Monitor:
             in_recovery, replayed = await self._ask(
                 node, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
             )
-        except _DOWN:
+        except UNREACHABLE:
             node.healthy = False
             return
         if not in_recovery or replayed is None:  # promoted, or not a standby at all
@@ -95,9 +95,3 @@ class Monitor:
             raise
         assert row is not None
         return row
-
-
-_DOWN = (
-    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-)  # fmt: skip

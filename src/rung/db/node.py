@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 else:
     Connection = asyncpg.Connection
 
+# What asking a node anything can raise when it is down, refusing or shutting down; the
+# health checks (open, the monitor) treat each as "not serving now".
+UNREACHABLE = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)  # fmt: skip
+
 # SQLSTATE classes that mean "this connection or server is gone", not "this statement failed".
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
@@ -86,7 +93,7 @@ class Node:
         connects once it is back."""
         try:
             self.pooled = await self._behind_pooler()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except UNREACHABLE:
             self.healthy = False
         self.pool = await self._create_pool(self.min_size if self.healthy else 0)
 
@@ -100,7 +107,7 @@ class Node:
         )
         try:
             return await pool
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except UNREACHABLE:
             self.healthy = False
             if min_size == 0:
                 raise
