@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rung._aio import wait_set
 from rung.db import lsn
 from rung.errors import QueueUnavailable
 from rung.queue.broker import Delivery
@@ -179,19 +180,10 @@ class Drain:
 
     async def _renew(self, refs: list[str], written: asyncio.Event) -> None:
         """Keep the batch ours while it is written (a slow commit is not a dead drain)."""
-        while not await _wait(written, self.claim_idle / 3):
+        while not await wait_set(written, self.claim_idle / 3):
             with contextlib.suppress(QueueUnavailable):
                 await self.queue.broker.renew(self.consumer, refs)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""
-        await _wait(self._stopping, seconds)
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> bool:
-    """Wait up to `seconds` for `event`; whether it is set. (asyncio.timeout, not
-    wait_for: 3.11's wait_for can swallow a cancellation.)"""
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    return event.is_set()
+        await wait_set(self._stopping, seconds)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from rung._aio import wait_set
 from rung.errors import LeadershipLost
 
 log = logging.getLogger("rung.singleton")
@@ -209,11 +210,7 @@ class Singleton:
         renewed before it would expire, cancel `owner` (if any) and raise LeadershipLost."""
         renewed = time.monotonic()
         while True:
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.lease / 3):
-                    await done.wait()
-            if done.is_set():
+            if await wait_set(done, self.lease / 3):
                 return
             try:
                 if await self._renew(keys=[key], args=[self.holder, self._lease_ms]):
