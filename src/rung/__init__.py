@@ -8,12 +8,14 @@ The names below are the public API; everything else may change between releases.
 """
 
 from rung.cache import Cache
-from rung.db import Database
+from rung.db import Database, Token
 from rung.errors import (
+    AfterCommitFailed,
     CacheError,
     CacheUnavailable,
     ComponentFailed,
     DatabaseError,
+    InvalidToken,
     LeadershipLost,
     MissingBinary,
     NoHealthyNode,
@@ -27,8 +29,10 @@ from rung.errors import (
 )
 from rung.queue import Drain, HandlerSink, Queue, TableSink
 from rung.state import SessionMiddleware, Singleton
+from rung.types import Executor
 
 __all__ = [
+    "AfterCommitFailed",
     "Cache",
     "CacheError",
     "CacheUnavailable",
@@ -36,7 +40,9 @@ __all__ = [
     "Database",
     "DatabaseError",
     "Drain",
+    "Executor",
     "HandlerSink",
+    "InvalidToken",
     "LeadershipLost",
     "MissingBinary",
     "NoHealthyNode",
@@ -51,5 +57,6 @@ __all__ = [
     "Singleton",
     "StackError",
     "TableSink",
+    "Token",
 ]
 __version__ = "0.1.0"

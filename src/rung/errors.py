@@ -7,7 +7,10 @@
     ├── DatabaseError               rung.Database
     │   ├── PoolTimeout             a pool stayed full for `acquire_timeout`
     │   ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
-    │   └── NoHealthyNode           no node can serve the read
+    │   ├── NoHealthyNode           no node can serve the read
+    │   ├── InvalidToken            a consistency token that is not the text of an LSN
+    │   └── AfterCommitFailed       committed, but after_commit callbacks failed
+    │                               (also an ExceptionGroup of their errors)
     ├── CacheError                  rung.Cache (e.g. a value orjson cannot serialize)
     │   └── CacheUnavailable        a write or invalidation could not reach Redis
     │                               (reads never raise it: they fail open)
@@ -17,7 +20,8 @@
     └── LeadershipLost              rung.Singleton.leadership(): the lease ran out mid-block
 
 A driver's exception never leaks for a condition rung knows about: it is wrapped, and the
-original is the `__cause__`:
+original is the `__cause__`. Only the driver's calls are mapped: a client-side error (a
+wrong argument count) and anything the caller's own code raises pass through unchanged.
 
     try:
         await db.execute("UPDATE links SET disabled = true WHERE slug = $1", slug)
@@ -26,6 +30,8 @@ original is the `__cause__`:
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class RungError(Exception):
@@ -72,6 +78,31 @@ class PrimaryUnavailable(DatabaseError):
 
 class NoHealthyNode(DatabaseError):
     """No node could serve the read (the primary and every replica failed)."""
+
+
+class InvalidToken(DatabaseError):
+    """A consistency token that is not the text of a PostgreSQL LSN ('0/16B3748'). Check
+    tokens from outside with `rung.Token.valid` first."""
+
+
+class AfterCommitFailed(ExceptionGroup[Exception], DatabaseError):
+    """The transaction committed, but `after_commit` callbacks failed. Every callback ran;
+    `exceptions` holds each failure, in order; `committed` is always True.
+
+        except* rung.CacheUnavailable: ...      # or: except rung.AfterCommitFailed as e
+    """
+
+    committed = True
+
+    def __new__(cls, errors: Sequence[Exception]) -> AfterCommitFailed:
+        return super().__new__(cls, _after_commit_message(errors), errors)
+
+    def __init__(self, errors: Sequence[Exception]) -> None:
+        super().__init__(_after_commit_message(errors), errors)
+
+
+def _after_commit_message(errors: Sequence[Exception]) -> str:
+    return f"the transaction committed, but {len(errors)} after_commit callback(s) failed"
 
 
 class CacheError(RungError):

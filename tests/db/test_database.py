@@ -4,13 +4,11 @@ import asyncio
 import random
 import secrets
 
-import asyncpg
 import pytest
 
 import rung
-from rung.db.node import is_connection_error
 from rung.testing import RungStack
-from tests.helpers import in_fresh_context
+from tests.helpers import in_fresh_context, poll
 
 
 async def test_reads_go_to_replicas_and_writes_to_the_primary(
@@ -121,22 +119,6 @@ async def test_a_replica_stopped_mid_loop_fails_no_read(
     assert reads >= 200
 
 
-@pytest.mark.parametrize(
-    ("error", "gone"),
-    [
-        (ConnectionResetError(), True),
-        (asyncpg.ConnectionDoesNotExistError(), True),
-        # what a replica's shutdown can leave on an idle pooled connection (asyncpg#1069)
-        (asyncpg.InternalClientError("cannot switch to state 12; another operation (2)"), True),
-        (asyncpg.AdminShutdownError(), True),
-        (asyncpg.UndefinedTableError(), False),
-        (ValueError(), False),
-    ],
-)
-def test_only_errors_that_mean_the_node_is_gone_move_a_read(error: Exception, gone: bool) -> None:
-    assert is_connection_error(error) is gone
-
-
 async def test_a_full_pool_raises_pool_timeout(rung_stack: RungStack) -> None:
     """max_size=1 with its connection held: the next acquire raises PoolTimeout, no hang."""
     db = rung.Database(rung_stack.primary_url, min_size=1, max_size=1, acquire_timeout=0.5)
@@ -241,9 +223,10 @@ async def test_statements_inside_a_transaction_use_its_connection(
             assert await db.fetchval(f"SELECT count(*) FROM {table}") == 1
 
 
-async def test_observe_rejects_a_malformed_token(db: rung.Database) -> None:
-    """A token that is not an LSN is refused, not sent to PostgreSQL."""
-    with pytest.raises(ValueError), db.observe("not-an-lsn"):
+@pytest.mark.parametrize("bad", ["not-an-lsn", "0/1\n", "0/1 ", "1" * 5000])
+async def test_observe_rejects_a_malformed_token(db: rung.Database, bad: str) -> None:
+    """A token that is not an LSN is refused with a rung error, not sent to PostgreSQL."""
+    with pytest.raises(rung.InvalidToken), db.observe(bad):
         pass
 
 
@@ -274,3 +257,95 @@ async def test_stats_report_each_node(db: rung.Database) -> None:
             assert key in node
     assert stats["replica1"]["role"] == "replica"
     assert stats["replica1"]["replay_lag_bytes"] is not None
+
+
+async def test_a_stalled_replica_is_not_waited_for_and_no_read_is_stale(
+    rung_stack: RungStack, table: str
+) -> None:
+    """With the only replica's replay paused, once the monitor has seen it stall, 2,000
+    token-carrying reads go straight to the primary (none waits on the replica) and every
+    one sees its own write, though the replica lacks them all (the control)."""
+    async with rung.Database(
+        rung_stack.primary_url, rung_stack.replica_urls[:1], max_lag=60.0
+    ) as db:
+        rung_stack.pause_replay(0)
+        try:
+            await db.execute(f"INSERT INTO {table} VALUES (-1, -1)")
+            await poll(lambda: db.stats()["replica1"]["replay_stalled"])
+            before = db.stats()
+            for i in range(2000):
+                await db.execute(f"INSERT INTO {table} VALUES ($1, $1)", i)
+                assert await db.fetchval(f"SELECT v FROM {table} WHERE k = $1", i) == i
+            after = db.stats()
+            stale = await in_fresh_context(db.fetchval(f"SELECT count(*) FROM {table}"))
+            assert db.stats()["replica1"]["queries"] == after["replica1"]["queries"] + 1
+            assert stale == 0  # the replica has none of them: a read there would be stale
+        finally:
+            rung_stack.resume_replay(0)
+        assert after["replica1"]["causal_waits"] == before["replica1"]["causal_waits"]
+        assert after["replica1"]["queries"] == before["replica1"]["queries"]
+        await poll(lambda: not db.stats()["replica1"]["replay_stalled"])
+
+
+async def test_a_select_of_a_function_that_writes_runs_on_the_primary(
+    db: rung.Database, table: str, rung_stack: RungStack
+) -> None:
+    """A replica refuses it (SQLSTATE 25006); rung runs it on the primary, routes that
+    statement there from then on, and the row exists."""
+    fn = f"{table}_add"
+    await db.execute(
+        f"CREATE FUNCTION {fn}(k int) RETURNS int LANGUAGE sql AS "
+        f"$$ INSERT INTO {table} VALUES (k, k) RETURNING k $$"
+    )
+    rung_stack.wait_for_replicas()
+    before = db.stats()
+    assert await in_fresh_context(db.fetchval(f"SELECT {fn}($1)", 1)) == 1
+    assert await in_fresh_context(db.fetchval(f"SELECT {fn}($1)", 2)) == 2
+    after = db.stats()
+    assert rung_stack.sql("primary", f"SELECT count(*) FROM {table}") == "2"
+    replica_tries = sum(
+        after[n]["queries"] - before[n]["queries"] for n in ("replica1", "replica2")
+    )
+    assert replica_tries == 0  # a refused statement is not a query served
+    assert after["primary"]["queries"] - before["primary"]["queries"] == 2
+    assert all(node["errors"] == 0 and node["healthy"] for node in after.values())
+
+
+async def test_primary_true_sends_a_read_to_the_primary(db: rung.Database, table: str) -> None:
+    before = db.stats()["primary"]["queries"]
+    assert await in_fresh_context(db.fetchval(f"SELECT count(*) FROM {table}", primary=True)) == 0
+    assert await in_fresh_context(db.fetch(f"SELECT * FROM {table}", primary=True)) == []
+    assert await in_fresh_context(db.fetchrow(f"SELECT * FROM {table}", primary=True)) is None
+    assert db.stats()["primary"]["queries"] - before == 3
+
+
+async def test_pin_keeps_a_blocks_reads_on_one_replica_and_respects_the_token(
+    db: rung.Database, table: str, rung_stack: RungStack
+) -> None:
+    """Inside pin(), reads without a token all go to one replica; after a write the block
+    cannot see there, reads go to the primary, never to the other replica."""
+    await db.execute(f"INSERT INTO {table} VALUES (1, 1)")
+    rung_stack.wait_for_replicas()
+
+    async def block() -> dict[str, int]:
+        before = db.stats()
+        async with db.pin():
+            for _ in range(50):
+                assert await db.fetchval(f"SELECT v FROM {table} WHERE k = 1") == 1
+            pinned = next(
+                n for n in ("replica1", "replica2")
+                if db.stats()[n]["queries"] - before[n]["queries"] == 50
+            )  # fmt: skip
+            rung_stack.pause_replay(pinned)
+            try:
+                await db.execute(f"INSERT INTO {table} VALUES (2, 2)")
+                for _ in range(20):
+                    assert await db.fetchval(f"SELECT v FROM {table} WHERE k = 2") == 2
+            finally:
+                rung_stack.resume_replay(pinned)
+        after = db.stats()
+        return {n: after[n]["queries"] - before[n]["queries"] for n in after}
+
+    served = await in_fresh_context(block())
+    assert sorted(served.values()) == [0, 21, 50]  # pinned: 50; primary: the write + 20 reads
+    assert served["primary"] == 21

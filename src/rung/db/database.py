@@ -8,7 +8,7 @@ read-your-writes.
 
 After a write commits, this context's token becomes a primary WAL position at or after the
 commit; a read with a token goes only to a replica whose own replay position has reached it
-(waiting up to `causal_wait`), else to the primary.
+(waiting up to `causal_wait` for one that is replaying towards it), else to the primary.
 """
 
 from __future__ import annotations
@@ -17,19 +17,24 @@ import asyncio
 import contextlib
 import contextvars
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from rung._options import count, seconds
 from rung.db import lsn
 from rung.db.monitor import Monitor
-from rung.db.node import Connection, Node, is_connection_error
+from rung.db.node import Connection, Node, Op, Unreachable
 from rung.db.routing import is_read
-from rung.errors import DatabaseError, NoHealthyNode, PoolTimeout, PrimaryUnavailable
+from rung.errors import AfterCommitFailed, DatabaseError, NoHealthyNode, PrimaryUnavailable
 
+T = TypeVar("T")
 AfterCommit = Callable[..., Awaitable[Any]]
+
+_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+_LEARNED_WRITES = 1024  # statements a replica refused as writes, remembered per Database
 
 
 @dataclass
@@ -57,10 +62,11 @@ class Database:
         max_lag: float = 5.0,
         causal_wait: float = 0.05,
     ) -> None:
-        if not 0 <= min_size <= max_size or max_size < 1:
-            raise ValueError("need 0 <= min_size <= max_size and max_size >= 1")
-        if acquire_timeout <= 0 or max_lag < 0 or causal_wait < 0:
-            raise ValueError("acquire_timeout must be > 0; max_lag and causal_wait >= 0")
+        max_size = count("max_size", max_size, least=1)
+        min_size = count("min_size", min_size, most=max_size)
+        acquire_timeout = seconds("acquire_timeout", acquire_timeout, positive=True)
+        self.max_lag = seconds("max_lag", max_lag)
+        self.causal_wait = seconds("causal_wait", causal_wait, most=60.0)
 
         def node(name: str, url: str, role: str) -> Node:
             return Node(name, url, role=role, min_size=min_size, max_size=max_size,
@@ -68,31 +74,28 @@ class Database:
 
         self._primary = node("primary", primary, "primary")
         self._replicas = [node(f"replica{i}", url, "replica") for i, url in enumerate(replicas, 1)]
-        self.causal_wait = causal_wait
-        self.max_lag = max_lag
-        self._monitor = Monitor(self._primary, self._replicas, max_lag=max_lag)
+        self._monitor = Monitor(self._primary, self._replicas, max_lag=self.max_lag)
         self._monitor_task: asyncio.Task[None] | None = None
-        self._token: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-            f"rung_lsn_{id(self)}", default=None
-        )
-        self._bound: contextvars.ContextVar[Connection | None] = contextvars.ContextVar(
-            f"rung_conn_{id(self)}", default=None
-        )
-        self._tx: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
-            f"rung_tx_{id(self)}", default=None
-        )
+        self._learned_writes: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+
+        def var(name: str) -> contextvars.ContextVar[Any]:
+            return contextvars.ContextVar(f"rung_{name}_{id(self)}", default=None)
+
+        self._token: contextvars.ContextVar[str | None] = var("lsn")
+        self._bound: contextvars.ContextVar[Connection | None] = var("conn")
+        self._tx: contextvars.ContextVar[_Transaction | None] = var("tx")
+        self._pin: contextvars.ContextVar[Node | None] = var("pin")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open every pool and start the replica monitor. Nodes that are down do not fail
+        """Open every pool and start the health monitor. Nodes that are down do not fail
         the open: they serve once they are back. Opening an open Database does nothing."""
         if self._primary.pool is not None:
             return
         await asyncio.gather(*(n.open() for n in self._nodes))
-        if self._replicas:
-            await self._monitor.poll()
-            self._monitor_task = asyncio.create_task(self._monitor.run(), name="rung-db-monitor")
+        await self._monitor.poll()
+        self._monitor_task = asyncio.create_task(self._monitor.run(), name="rung-db-monitor")
 
     async def close(self) -> None:
         """Stop the monitor and close every pool."""
@@ -116,88 +119,119 @@ class Database:
 
     # --- statements, routed ------------------------------------------------------------------
 
-    async def execute(self, query: str, *args: Any) -> str:
+    async def execute(self, query: str, *args: Any, primary: bool = False,
+                      timeout: float | None = None) -> str:  # fmt: skip
         """Run a statement; its status ('INSERT 0 1'). Routed by the statement."""
-        result: str = await self._run("execute", query, args)
-        return result
+        return await self._run(query, lambda c: c.execute(query, *args, timeout=timeout),
+                               write=primary)  # fmt: skip
 
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """All rows. Routed by the statement."""
-        result: list[asyncpg.Record] = await self._run("fetch", query, args)
-        return result
+    async def fetch(self, query: str, *args: Any, primary: bool = False,
+                    timeout: float | None = None) -> list[asyncpg.Record]:  # fmt: skip
+        """All rows. Routed by the statement; `primary=True` sends it to the primary (a
+        SELECT of a function that writes)."""
+        return await self._run(query, lambda c: c.fetch(query, *args, timeout=timeout),
+                               write=primary)  # fmt: skip
 
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        """The first row, or None. Routed by the statement."""
-        result: asyncpg.Record | None = await self._run("fetchrow", query, args)
-        return result
+    async def fetchrow(self, query: str, *args: Any, primary: bool = False,
+                       timeout: float | None = None) -> asyncpg.Record | None:  # fmt: skip
+        """The first row, or None. Routed by the statement (or `primary=True`)."""
+        return await self._run(query, lambda c: c.fetchrow(query, *args, timeout=timeout),
+                               write=primary)  # fmt: skip
 
-    async def fetchval(self, query: str, *args: Any, column: int = 0) -> Any:
-        """One value of the first row, or None. Routed by the statement."""
-        return await self._run("fetchval", query, (*args,), column=column)
+    async def fetchval(self, query: str, *args: Any, column: int = 0, primary: bool = False,
+                       timeout: float | None = None) -> Any:  # fmt: skip
+        """One value of the first row, or None. Routed by the statement (or `primary=True`)."""
+        return await self._run(
+            query, lambda c: c.fetchval(query, *args, column=column, timeout=timeout), write=primary
+        )
 
-    async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+    async def executemany(self, query: str, args: Iterable[Sequence[Any]], *,
+                          timeout: float | None = None) -> None:  # fmt: skip
         """Run a statement once per argument tuple, on the primary, in one transaction."""
-        await self._run("executemany", query, (args,), write=True)
+        await self._run(query, lambda c: c.executemany(query, args, timeout=timeout), write=True)
 
-    async def _run(self, method: str, query: str, args: tuple[Any, ...], *,
-                   write: bool = False, **kwargs: Any) -> Any:  # fmt: skip
+    async def _run(self, query: str, op: Op[T], *, write: bool) -> T:
         bound = self._bound.get()
         if bound is not None:  # inside transaction() or primary(): that connection
-            return await getattr(bound, method)(query, *args, **kwargs)
-        if write or not is_read(query):
-            return await self._write(method, query, args, kwargs)
-        return await self._read(method, query, args, kwargs)
-
-    async def _write(self, method: str, query: str, args: tuple[Any, ...],
-                     kwargs: dict[str, Any]) -> Any:  # fmt: skip
-        async with self._on_primary() as conn:
-            result = await getattr(conn, method)(query, *args, **kwargs)
-            await self._advance(conn)
+            result = await self._on_primary(bound, op(bound))
+            self._primary.succeeded()
             return result
+        if write or query in self._learned_writes or not is_read(query):
+            return await self._write(op)
+        return await self._read(query, op)
 
-    async def _read(self, method: str, query: str, args: tuple[Any, ...],
-                    kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _write(self, op: Op[T]) -> T:
+        async def then_position(conn: Connection) -> tuple[T, str]:
+            return await op(conn), await conn.fetchval(_POSITION)
+
+        try:
+            result, position = await self._primary.call(then_position)
+        except Unreachable as e:
+            raise _primary_unavailable(e) from e.__cause__
+        self._advance(position)
+        return result
+
+    async def _read(self, query: str, op: Op[T]) -> T:
         node = await self._choose()
         try:
-            return await self._read_on(node, method, query, args, kwargs)
-        except Exception as e:
-            if not is_connection_error(e):
-                raise
+            return await self._read_on(node, query, op)
+        except Unreachable:
+            pass
         # Reads are safe to retry: once, on another node.
         try:
-            other = await self._choose(exclude=node)
-            return await self._read_on(other, method, query, args, kwargs)
-        except Exception as e:
-            if is_connection_error(e):
-                raise NoHealthyNode(f"no node could serve the read: {e}") from e
-            raise
+            return await self._read_on(await self._choose(exclude=node), query, op)
+        except Unreachable as e:
+            raise NoHealthyNode(f"no node could serve the read: {e}") from e.__cause__
 
-    async def _read_on(self, node: Node, method: str, query: str, args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    async def _read_on(self, node: Node, query: str, op: Op[T]) -> T:
         try:
-            result = await node.call(method, query, args, kwargs)
-        except PoolTimeout:
-            raise
-        except Exception as e:
-            node.errors += 1
-            if is_connection_error(e):
-                node.mark_down()
-            raise
-        node.queries += 1
-        return result
+            return await node.call(op)
+        except asyncpg.ReadOnlySQLTransactionError:
+            if node is self._primary:
+                raise
+        # A write the classifier could not see (a function that inserts, set_config...):
+        # nothing ran on the replica, so run it on the primary and route it there from now.
+        self._learned_writes[query] = None
+        if len(self._learned_writes) > _LEARNED_WRITES:
+            del self._learned_writes[next(iter(self._learned_writes))]
+        return await self._write(op)
+
+    async def _on_primary(self, conn: Connection, call: Awaitable[T]) -> T:
+        """One driver call on a held primary connection, inside the boundary."""
+        try:
+            with self._primary.mapped(conn):
+                return await call
+        except Unreachable as e:
+            raise _primary_unavailable(e) from e.__cause__
+
+    async def _acquire_primary(self) -> Connection:
+        try:
+            return await self._primary.acquire()
+        except Unreachable as e:
+            raise _primary_unavailable(e) from e.__cause__
 
     # --- choosing a node ---------------------------------------------------------------------
 
     async def _choose(self, *, exclude: Node | None = None) -> Node:
-        """The node for a read: a healthy replica that has replayed this context's token
-        (checked per replica), waiting up to `causal_wait` for one; else the primary."""
-        candidates = [r for r in self._replicas if r.healthy and r is not exclude]
+        """The node for a read: a healthy replica (the pinned one inside `pin()`) that has
+        replayed this context's token, checked per replica, waiting up to `causal_wait`
+        for one that can be expected to get there; else the primary."""
+        pinned = self._pin.get()
+        if pinned is None:
+            candidates = [r for r in self._replicas if r.healthy and r is not exclude]
+        elif pinned is not self._primary and pinned.healthy and pinned is not exclude:
+            candidates = [pinned]
+        else:
+            candidates = []
         token = self._token.get()
         if token is not None and candidates:
             need = lsn.parse(token)
             ready = [r for r in candidates if r.replay_lsn >= need]
             if not ready and self.causal_wait > 0:
-                ready = await self._wait_for_replay(candidates, need)
+                # Wait only for replicas that are replaying towards the token: one whose
+                # replay is stuck would cost every such read its whole causal_wait.
+                hopeful = [r for r in candidates if r.may_reach(need, self.causal_wait)]
+                ready = await self._wait_for_replay(hopeful, need) if hopeful else []
             candidates = ready
         if candidates:
             return _least_busy(candidates)
@@ -208,6 +242,8 @@ class Database:
     async def _wait_for_replay(self, candidates: list[Node], need: int) -> list[Node]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.causal_wait
+        for r in candidates:
+            r.note_causal_wait()
         while (remaining := deadline - loop.time()) > 0:
             asks = {r.ask_replay() for r in candidates}  # shared: leaving them running is fine
             await asyncio.wait(asks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
@@ -220,79 +256,114 @@ class Database:
     # --- explicit connections ----------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _on_primary(self) -> AsyncIterator[Connection]:
-        node = self._primary
-        try:
-            async with node.connection() as conn:
-                yield conn
-        except PoolTimeout:
-            raise
-        except Exception as e:
-            node.errors += 1
-            if is_connection_error(e):
-                raise PrimaryUnavailable(f"the primary cannot be reached: {e}") from e
-            raise
-        node.queries += 1
-
-    @contextlib.asynccontextmanager
     async def primary(self) -> AsyncIterator[Connection]:
         """An explicit primary connection (autocommit); `db.fetch` & co. inside use it, and
         this context's token advances when the block ends."""
         if (bound := self._bound.get()) is not None:
             yield bound
             return
-        async with self._on_primary() as conn:
+        conn = await self._acquire_primary()
+        async with self._primary.held(conn):
             reset = self._bound.set(conn)
             try:
                 yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):  # autocommit: earlier writes landed
+                    self._advance(await conn.fetchval(_POSITION))
+                raise
             finally:
                 self._bound.reset(reset)
-                with contextlib.suppress(Exception):  # autocommit: writes may have landed
-                    await self._advance(conn)
+            self._advance(await self._on_primary(conn, conn.fetchval(_POSITION)))
+        self._primary.succeeded()
 
     @contextlib.asynccontextmanager
     async def replica(self) -> AsyncIterator[Connection]:
-        """An explicit read connection, chosen as a routed read would be."""
+        """An explicit read connection, chosen as a routed read would be (a node that
+        cannot be reached is passed over once, for another)."""
         node = await self._choose()
-        async with node.connection() as conn:
+        try:
+            conn = await node.acquire()
+        except Unreachable:
+            node = await self._choose(exclude=node)
+            try:
+                conn = await node.acquire()
+            except Unreachable as e:
+                raise NoHealthyNode(f"no node could serve the read: {e}") from e.__cause__
+        async with node.held(conn):
             yield conn
+        node.succeeded()
+
+    @contextlib.asynccontextmanager
+    async def pin(self) -> AsyncIterator[None]:
+        """This block's reads stay on one replica, chosen as a read would be. A read that
+        replica cannot serve (a token it has not replayed, a failure) goes to the primary,
+        never to another replica, so the block never reads back in time. Writes still go
+        to the primary.
+
+            async with db.pin():
+                page = await db.fetch("SELECT ... LIMIT 20 OFFSET $1", offset)
+                total = await db.fetchval("SELECT count(*) FROM ...")   # the same replica
+        """
+        reset = self._pin.set(await self._choose())
+        try:
+            yield
+        finally:
+            self._pin.reset(reset)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A transaction on the primary; `db.fetch` & co. inside run in it. On commit the
         context's token advances and `after_commit` callbacks run; on rollback they do not.
-        Nested, it is a savepoint of the outer transaction."""
+        Nested, it is a savepoint of the outer transaction. What the block raises passes
+        through unchanged (after the rollback)."""
         outer = self._tx.get()
         if outer is not None:
-            mark = len(outer.callbacks)
-            try:
-                async with outer.conn.transaction():
-                    yield outer.conn
-            except BaseException:
-                del outer.callbacks[mark:]  # rolled back to the savepoint
-                raise
+            async with self._savepoint(outer) as conn:
+                yield conn
             return
-        async with self._on_primary() as conn:
-            tx = _Transaction(conn)
+        conn = await self._acquire_primary()
+        tx = _Transaction(conn)
+        async with self._primary.held(conn):
             reset_tx, reset_bound = self._tx.set(tx), self._bound.set(conn)
             try:
-                async with conn.transaction():
+                frame = conn.transaction()
+                await self._on_primary(conn, frame.start())
+                try:
                     yield conn
-                await self._advance(conn)
+                except BaseException:
+                    with contextlib.suppress(Exception):  # the caller must see the block's error
+                        await frame.rollback()
+                    raise
+                await self._on_primary(conn, frame.commit())
+                position = await self._on_primary(conn, conn.fetchval(_POSITION))
             finally:
                 self._tx.reset(reset_tx)
                 self._bound.reset(reset_bound)
-        errors = []
-        for fn, args in tx.callbacks:
-            try:
-                await fn(*args)
-            except Exception as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        self._primary.succeeded()
+        self._advance(position)
+        await _run_callbacks(tx.callbacks)
+
+    @contextlib.asynccontextmanager
+    async def _savepoint(self, outer: _Transaction) -> AsyncIterator[Connection]:
+        mark = len(outer.callbacks)
+        frame = outer.conn.transaction()
+        await self._on_primary(outer.conn, frame.start())
+        try:
+            yield outer.conn
+        except BaseException:
+            del outer.callbacks[mark:]  # rolled back to the savepoint
+            with contextlib.suppress(Exception):
+                await frame.rollback()
+            raise
+        await self._on_primary(outer.conn, frame.commit())
+
+    def in_transaction(self) -> bool:
+        """True inside `async with db.transaction():` (in this context)."""
+        return self._tx.get() is not None
 
     def after_commit(self, fn: AfterCommit, *args: Any) -> None:
         """Run `await fn(*args)` once the enclosing `transaction()` commits; never on rollback.
+        Every callback runs; failures come together as `rung.AfterCommitFailed`.
 
         >>> db.after_commit(cache.invalidate, f"link:{slug}")
         """
@@ -300,6 +371,17 @@ class Database:
         if tx is None:
             raise DatabaseError("after_commit() needs an open `async with db.transaction():`")
         tx.callbacks.append((fn, args))
+
+    async def on_commit(self, fn: AfterCommit, *args: Any) -> None:
+        """`after_commit` inside a transaction; outside one, `await fn(*args)` now, since
+        whatever it follows has committed already (Django's `on_commit`).
+
+        >>> await db.on_commit(cache.invalidate, f"link:{slug}")
+        """
+        if self._tx.get() is None:
+            await fn(*args)
+        else:
+            self.after_commit(fn, *args)
 
     # --- consistency tokens ------------------------------------------------------------------
 
@@ -309,10 +391,11 @@ class Database:
 
     @contextlib.contextmanager
     def observe(self, token: str | None) -> Iterator[None]:
-        """Reads inside see at least `token` (from a cookie, a header, a queue event...).
+        """Reads inside see at least `token` (from a cookie, a header, a queue event...);
+        `rung.InvalidToken` when it is not one (check outside input with `rung.Token.valid`).
         Writes made inside keep advancing the context's token after the block."""
-        if token is not None and not lsn.valid(token):
-            raise ValueError(f"not a consistency token: {token!r}")
+        if token is not None:
+            lsn.parse(token)
         before = self._token.get()
         entered = lsn.later(before, token)
         reset = self._token.set(entered)
@@ -324,15 +407,30 @@ class Database:
             if after != entered:  # a write inside advanced it
                 self._token.set(lsn.later(before, after))
 
-    async def _advance(self, conn: Connection) -> None:
-        position = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+    def _advance(self, position: str) -> None:
         self._token.set(lsn.later(self._token.get(), position))
 
     # --- stats -------------------------------------------------------------------------------
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per node: role, health, queries, errors, pool size / in use / waiting, replay lag."""
+        """Per node: role, health, queries, errors (connection-level), pool size / in use /
+        waiting, replay lag, whether replay is stalled, reads that waited for it."""
         return {n.name: n.stats() for n in self._nodes}
+
+
+def _primary_unavailable(e: Unreachable) -> PrimaryUnavailable:
+    return PrimaryUnavailable(f"the primary cannot be reached: {e.__cause__!r}")
+
+
+async def _run_callbacks(callbacks: list[tuple[AfterCommit, tuple[Any, ...]]]) -> None:
+    errors: list[Exception] = []
+    for fn, args in callbacks:
+        try:
+            await fn(*args)
+        except Exception as e:
+            errors.append(e)
+    if errors:
+        raise AfterCommitFailed(errors)
 
 
 def _least_busy(nodes: list[Node]) -> Node:

@@ -22,7 +22,7 @@ _HISTORY = 1200  # samples kept: two minutes at 100 ms
 
 
 class Monitor:
-    """Polls `replicas` (and the primary's WAL position) until cancelled."""
+    """Polls the primary (its WAL position, its health) and `replicas` until cancelled."""
 
     def __init__(self, primary: Node, replicas: list[Node], *, max_lag: float,
                  interval: float = 0.1) -> None:  # fmt: skip
@@ -43,12 +43,14 @@ class Monitor:
                 conn.terminate()
 
     async def poll(self) -> None:
-        """One round: the primary's position, then every replica at once."""
+        """One round: the primary's position (and health), then every replica at once."""
         try:
             text = await self._ask(self.primary, "SELECT pg_current_wal_insert_lsn()::text")
-            self.history.append((time.monotonic(), lsn.parse(text[0])))
         except UNREACHABLE:
-            pass  # no new sample: replicas are judged against the last known position
+            self.primary.unreachable()  # no new sample: replicas are judged by the last one
+        else:
+            self.history.append((time.monotonic(), lsn.parse(text[0])))
+            self.primary.reachable()
         await asyncio.gather(*(self._poll_replica(r) for r in self.replicas))
 
     async def _poll_replica(self, node: Node) -> None:
@@ -57,15 +59,15 @@ class Monitor:
                 node, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text"
             )
         except UNREACHABLE:
-            node.healthy = False
+            node.unreachable()
             return
         if not in_recovery or replayed is None:  # promoted, or not a standby at all
-            node.healthy = False
+            node.unreachable()
             return
-        node.note_replay(lsn.parse(replayed))
-        node.lag_s, node.lag_bytes = self.staleness(node.replay_lsn)
-        node.checked_at = time.monotonic()
-        node.healthy = node.lag_s <= self.max_lag
+        position = lsn.parse(replayed)
+        lag_s, lag_bytes = self.staleness(position)
+        node.polled(replayed=position, lag_s=lag_s, lag_bytes=lag_bytes,
+                    serving=lag_s <= self.max_lag, at=time.monotonic())  # fmt: skip
 
     def staleness(self, replayed: int) -> tuple[float, int]:
         """(seconds, bytes) a replica at position `replayed` is behind the primary."""

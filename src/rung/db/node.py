@@ -5,6 +5,10 @@ in transaction mode) runs with asyncpg's statement cache off, because named prep
 statements do not survive the pooler handing the next statement to another server
 connection; the pooler is detected at open by `inet_server_port()` differing from the port
 connected to (a Unix socket, where the port is unknown, counts as pooled: the safe side).
+
+`Node.mapped` is the one place that maps the driver's errors: it wraps an acquire and each
+driver call, never the caller's own block. A node's state changes only through its own
+methods: the Database reports what its calls saw, the Monitor what its polls saw.
 """
 
 from __future__ import annotations
@@ -12,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from rung.db import lsn
-from rung.errors import PoolTimeout
+from rung.errors import DatabaseError, PoolTimeout, RungError
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -29,29 +33,46 @@ if TYPE_CHECKING:
 else:
     Connection = asyncpg.Connection
 
-# What asking a node anything can raise when it is down, refusing or shutting down; the
-# health checks (open, the monitor) treat each as "not serving now".
+T = TypeVar("T")
+Op: TypeAlias = Callable[[Connection], Awaitable[T]]  # one driver call on a connection
+
+# What connecting to or polling a node can raise when it is down, refusing or shutting
+# down: the health checks (open, the monitor) and an acquire treat each as "not serving".
 UNREACHABLE = (
     OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
     asyncpg.InternalClientError,
 )  # fmt: skip
 
-# SQLSTATE classes that mean "this connection or server is gone", not "this statement failed".
+# SQLSTATEs that mean "this connection or server is gone", not "this statement failed".
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
 
-def is_connection_error(exc: BaseException) -> bool:
-    """True when `exc` says the node cannot be reached, so a read may be tried elsewhere."""
-    if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
-        return True
-    if isinstance(exc, asyncpg.InternalClientError):
-        # asyncpg's protocol lost step with the server, as when a shutdown's FATAL arrives
-        # between statements (MagicStack/asyncpg#1069): this connection is unusable.
+def is_connection_error(exc: BaseException, conn: Connection | None = None) -> bool:
+    """True when `exc`, raised by the driver, says the node cannot be reached: while
+    connecting (`conn` None) any network or server refusal; on an open connection only what
+    the driver says is broken. A client-side error (a wrong argument count, a bad type) and
+    a statement's own error are not, so they never move a read or mark a node down."""
+    if conn is None:
+        return isinstance(exc, UNREACHABLE)
+    if conn.is_closed():
         return True
     if isinstance(exc, asyncpg.PostgresError):
-        state = getattr(exc, "sqlstate", "") or ""
-        return state.startswith(_CONNECTION_SQLSTATES)
-    return False
+        return (getattr(exc, "sqlstate", "") or "").startswith(_CONNECTION_SQLSTATES)
+    # asyncpg's protocol lost step with the server, as when a shutdown's FATAL arrives
+    # between statements (MagicStack/asyncpg#1069): this connection is unusable. A stale
+    # schema cache is the statement's problem, not the connection's.
+    return isinstance(exc, asyncpg.InternalClientError) and not isinstance(
+        exc, asyncpg.exceptions.OutdatedSchemaCacheError
+    )
+
+
+class Unreachable(Exception):
+    """Internal: `node` failed at the connection level; the Database decides what the
+    caller sees (a retry elsewhere, `PrimaryUnavailable`, `NoHealthyNode`)."""
+
+    def __init__(self, node: Node, cause: BaseException) -> None:
+        super().__init__(f"{node.name}: {cause!r}")
+        self.node = node
 
 
 @dataclass(eq=False)
@@ -79,11 +100,15 @@ class Node:
         self._waiters: set[_Waiter] = set()  # acquires waiting for a free connection
         self._watchdog: asyncio.Task[None] | None = None
         self.queries = 0
-        self.errors = 0
+        self.errors = 0  # connection-level failures; a statement's own error is not one
+        self.causal_waits = 0  # reads that waited for this replica to replay their token
         self.replay_lsn: int = 0  # replicas: last replay position seen
         self.lag_s: float | None = None
         self.lag_bytes: int | None = None
+        self.stalled = False  # behind at two polls in a row without replaying a byte
+        self.replay_rate = 0.0  # bytes/s replayed between the last two polls
         self.checked_at = 0.0  # monotonic time of the last successful health poll
+        self._polled_lsn = 0
         self._refresh: asyncio.Task[int] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -122,12 +147,31 @@ class Node:
         return server_port is None or server_port != (urlsplit(self.url).port or 5432)
 
     async def close(self) -> None:
-        for task in (self._refresh, self._watchdog):
-            if task is not None:
-                task.cancel()
+        """Stop this node's tasks (awaited) and close its pool."""
+        tasks = [t for t in (self._refresh, self._watchdog) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
+
+    # --- the error boundary ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def mapped(self, conn: Connection | None) -> Iterator[None]:
+        """Around an acquire (`conn` None) or one driver call on `conn`: a connection-level
+        failure counts against this node, drops the connection, and becomes `Unreachable`;
+        anything else (rung's own errors, a statement's error) passes unchanged."""
+        try:
+            yield
+        except Exception as e:
+            if isinstance(e, RungError) or not is_connection_error(e, conn):
+                raise
+            if conn is not None:
+                conn.terminate()
+            self.failed()
+            raise Unreachable(self, e) from e
 
     # --- use ---------------------------------------------------------------------------------
 
@@ -138,11 +182,17 @@ class Node:
         that ticks only while someone waits, rather than a timer per call: under contention
         per-call timers cost a fifth of the throughput."""
         pool = self.pool
-        assert pool is not None, "Database is not open: `async with db:` or `await db.open()`"
-        if pool.get_idle_size() > 0:
-            return await pool.acquire()
+        if pool is None:
+            raise DatabaseError("the Database is not open: `async with db:` or `await db.open()`")
+        with self.mapped(None):
+            if pool.get_idle_size() > 0:
+                return await pool.acquire()
+            return await self._acquire_waiting(pool)
+
+    async def _acquire_waiting(self, pool: asyncpg.Pool) -> Connection:
         task = asyncio.current_task()
-        assert task is not None
+        if task is None:
+            raise DatabaseError("rung.Database is used from inside an asyncio task")
         waiter = _Waiter(task, asyncio.get_running_loop().time() + self.acquire_timeout)
         self._waiters.add(waiter)
         if self._watchdog is None or self._watchdog.done():
@@ -176,53 +226,107 @@ class Node:
                     waiter.expired = True
                     waiter.task.cancel()
 
-    async def call(self, method: str, query: str, args: tuple[Any, ...],
-                   kwargs: dict[str, Any]) -> Any:  # fmt: skip
-        """`conn.<method>(query, *args)` on a pooled connection: the hot path of a read."""
+    async def call(self, op: Op[T], *, count: bool = True) -> T:
+        """`op(conn)` on a pooled connection, inside the boundary: the hot path of a read."""
         conn = await self.acquire()
         self.outstanding += 1
         try:
-            result = await getattr(conn, method)(query, *args, **kwargs)
-        except BaseException as e:
-            await self._release(conn, e)
-            raise
-        await self._release(conn, None)
+            with self.mapped(conn):
+                result = await op(conn)
+        finally:
+            await self._release(conn)
+        if count:
+            self.succeeded()
         return result
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection for a block (see `acquire`)."""
-        conn = await self.acquire()
+    async def held(self, conn: Connection) -> AsyncIterator[Connection]:
+        """Hold `conn` (from `acquire`) for the caller's block, then release it. What the
+        block raises passes unchanged; the connection is dropped only when the driver says
+        it is broken."""
         self.outstanding += 1
         try:
             yield conn
         except BaseException as e:
-            await self._release(conn, e)
+            # A rung error here was mapped (and counted) by the call that raised it.
+            if not isinstance(e, RungError | Unreachable) and is_connection_error(e, conn):
+                conn.terminate()
+                self.failed()
             raise
-        await self._release(conn, None)
+        finally:
+            await self._release(conn)
 
-    async def _release(self, conn: Connection, failed: BaseException | None) -> None:
-        """Return `conn` to the pool; never raises. After a connection error it is dropped,
-        not reset. A reset can fail when the server's FATAL (a shutdown) arrives after the
-        operation: asyncpg then discards the connection itself, and the operation's outcome,
-        a result or `failed`, is what the caller must see, not the reset's error."""
+    async def _release(self, conn: Connection) -> None:
+        """Return `conn` to the pool; never raises. A broken connection was terminated
+        already; a reset that fails (a shutdown's FATAL arriving after the operation) makes
+        asyncpg discard the connection itself, and the operation's outcome is what the
+        caller must see, not the reset's error."""
         self.outstanding -= 1
         pool = self.pool
-        if pool is None or (failed is not None and is_connection_error(failed)):
-            conn.terminate()  # closed meanwhile, or broken
-        if pool is not None:
-            with contextlib.suppress(Exception):
-                await pool.release(conn)
+        if pool is None:  # closed meanwhile
+            conn.terminate()
+            return
+        with contextlib.suppress(Exception):
+            await pool.release(conn)
 
-    def mark_down(self) -> None:
-        """A connection error was seen: stop choosing this node until the monitor sees it."""
-        if self.role == "replica":
-            self.healthy = False
+    # --- what calls and polls saw ------------------------------------------------------------
+
+    def succeeded(self) -> None:
+        """A statement ran here. A primary that answers is healthy again."""
+        self.queries += 1
+        if self.role == "primary":
+            self.healthy = True
+
+    def failed(self) -> None:
+        """A connection-level failure: count it, and choose this node no more until a poll
+        (or, for the primary, a call) shows it serving again."""
+        self.errors += 1
+        self.healthy = False
+
+    def reachable(self) -> None:
+        """The monitor reached the primary."""
+        self.healthy = True
+
+    def unreachable(self) -> None:
+        """The monitor could not reach this node, or it is no standby."""
+        self.healthy = False
+        self.stalled = False
+
+    def polled(self, *, replayed: int, lag_s: float, lag_bytes: int, serving: bool,
+               at: float) -> None:  # fmt: skip
+        """The monitor saw this replica at replay position `replayed`, `lag_s`/`lag_bytes`
+        behind the primary; `serving` says whether that is within `max_lag`."""
+        advanced = max(0, replayed - self._polled_lsn)
+        interval = at - self.checked_at if self.checked_at else 0.0
+        self.replay_rate = advanced / interval if interval > 0 else 0.0
+        # Behind now and at the last poll, with nothing replayed between: replay is paused
+        # or blocked, so a read waiting for it would wait its whole causal_wait in vain.
+        self.stalled = lag_bytes > 0 and (self.lag_bytes or 0) > 0 and advanced == 0
+        self._polled_lsn = replayed
+        self.note_replay(replayed)
+        self.lag_s, self.lag_bytes = lag_s, lag_bytes
+        self.checked_at = at
+        self.healthy = serving
 
     # --- replay position ---------------------------------------------------------------------
 
     def note_replay(self, position: int) -> None:
         self.replay_lsn = max(self.replay_lsn, position)
+
+    def may_reach(self, position: int, within: float) -> bool:
+        """Whether this replica can be expected to replay `position` within `within`
+        seconds: not stalled, and caught up at its last poll (a new write replays in
+        milliseconds) or replaying fast enough to cover the gap."""
+        if self.replay_lsn >= position:
+            return True
+        if self.stalled:
+            return False
+        if not self.lag_bytes:
+            return True
+        return position - self.replay_lsn <= self.replay_rate * within
+
+    def note_causal_wait(self) -> None:
+        self.causal_waits += 1
 
     def ask_replay(self) -> asyncio.Task[int]:
         """Ask this replica its replay position now; concurrent askers share one query.
@@ -233,11 +337,10 @@ class Node:
 
     async def _ask_replay(self) -> int:
         try:
-            async with self.connection() as conn:
-                text = await conn.fetchval("SELECT pg_last_wal_replay_lsn()::text")
-        except Exception as e:  # the caller falls back to the primary; the monitor decides
-            if is_connection_error(e):
-                self.mark_down()
+            text = await self.call(
+                lambda conn: conn.fetchval("SELECT pg_last_wal_replay_lsn()::text"), count=False
+            )
+        except Exception:  # the caller falls back to the primary; the monitor decides
             return self.replay_lsn
         if text is not None:
             self.note_replay(lsn.parse(text))
@@ -259,6 +362,8 @@ class Node:
             "outstanding": self.outstanding,
             "replay_lag_s": self.lag_s,
             "replay_lag_bytes": self.lag_bytes,
+            "replay_stalled": self.stalled,
+            "causal_waits": self.causal_waits,
             "checked_s_ago": round(time.monotonic() - self.checked_at, 3)
             if self.checked_at
             else None,
