@@ -1,6 +1,7 @@
 """Every example the docs include runs, against the session's real stack."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ from tests.helpers import RUNG
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def _run(args: list[str], rung_stack: RungStack) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RUNG_DIR": str(rung_stack.dir)}
+def _run(args: list[str], rung_stack: RungStack, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNG_DIR": str(rung_stack.dir), **extra}
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -31,6 +32,40 @@ def test_the_user_test_example_passes_on_the_shared_stack(rung_stack: RungStack)
     done = _run(args, rung_stack)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def _run_notes_app_suite(rung_stack: RungStack, **env: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            str(EXAMPLES / "notes_app")]  # fmt: skip
+    return _run(args, rung_stack, **env)
+
+
+def test_the_notes_app_suite_passes_with_tokens_carried(rung_stack: RungStack) -> None:
+    """examples/notes_app: every test reads its writes through AppClient, replicas stale."""
+    done = _run_notes_app_suite(rung_stack)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout
+
+
+def test_the_notes_app_suite_fails_without_carrying_tokens(rung_stack: RungStack) -> None:
+    """The control: with NOTES_CARRY_TOKENS=0 the reads go to the stale replicas and miss
+    the writes (only the 404 test still passes)."""
+    done = _run_notes_app_suite(rung_stack, NOTES_CARRY_TOKENS="0")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "3 failed, 1 passed" in done.stdout
+
+
+def test_the_testing_docs_show_the_notes_app_tests_as_they_are() -> None:
+    """docs/testing.md copies the example's fixture and tests inline (a repository browser
+    renders no include): every copy is still in the files."""
+    page = (EXAMPLES.parent / "docs" / "testing.md").read_text()
+    section = page[page.index("## Testing your app") :]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    copies = [b for b in blocks if "@pytest.fixture" in b or "def test_" in b]
+    sources = "".join(f.read_text() for f in sorted((EXAMPLES / "notes_app").glob("*.py")))
+    assert len(copies) == 2
+    for copy in copies:
+        assert copy in sources, copy
 
 
 def test_read_your_writes_example_shows_stale_and_fresh_reads(rung_stack: RungStack) -> None:

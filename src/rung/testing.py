@@ -9,26 +9,52 @@
 always takes it down, even when tests fail. With `RUNG_DIR` naming a running stack, it uses
 that one and leaves it running. The ini option `rung_replicas` (default 1) sets the replica
 count of a throwaway stack.
+
+Testing an app on `rung.Database` (needs httpx, imported only when used):
+
+    async def test_create_then_read(stale_replicas):          # every replica stops replaying
+        async with AppClient(app, db=db) as client:          # each request: a fresh context
+            await truncate(db, "notes")                       # instead of a rolled-back transaction
+            note = (await client.post("/notes", json={"body": "hi"})).json()
+            assert (await client.get(f"/notes/{note['id']}")).status_code == 200
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import os
+import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from rung.db import lsn
 from rung.errors import StackError
 from rung.stack import Stack
 from rung.stack.postgres import psql
 from rung.stack.stackfile import StackFile
+from rung.state.asgi import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["RungStack", "rung_stack", "wait_until"]
+if TYPE_CHECKING:
+    import httpx
+
+    from rung.db import Database
+
+__all__ = [
+    "AppClient",
+    "RungStack",
+    "rung_stack",
+    "stale_replicas",
+    "truncate",
+    "wait_until",
+]
 
 
 class RungStack:
@@ -103,6 +129,194 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+# --- testing an app ----------------------------------------------------------------------------
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+async def truncate(db: Database, *tables: str) -> None:
+    """Empty `tables` on the primary (`TRUNCATE ... RESTART IDENTITY CASCADE`): test isolation
+    that works with replicas, where a rolled-back transaction cannot (reads go to other
+    connections, on other servers, that never see the transaction).
+
+        await truncate(db, "notes", "users")
+
+    It is a write through `db`, so this context's token advances and its later reads see the
+    empty tables. A name that is not `table` or `schema.table` is a `ValueError`.
+    """
+    if not tables:
+        raise ValueError("truncate() needs at least one table name")
+    for table in tables:
+        if not _TABLE.fullmatch(table):
+            raise ValueError(f"not a table name: {table!r} (expected table or schema.table)")
+    # Validated, so written as given: PostgreSQL folds their case as it did in CREATE TABLE.
+    await db.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+
+
+class AppClient:
+    """An HTTP client for an ASGI app in this process (httpx's ASGITransport) whose requests
+    behave like separate requests to separate instances, with the consistency token carried
+    from one to the next as a browser carries a cookie.
+
+        async with AppClient(app, db=db) as client:      # runs the app's lifespan too
+            note = (await client.post("/notes", json={"body": "hi"})).json()
+            assert (await client.get(f"/notes/{note['id']}")).json() == note
+
+    Why: an in-process client runs the app in the test's own task, so the token a write sets
+    (a contextvar) stays set for every later request and for the test itself: read-your-writes
+    tests pass without anything carrying the token. Here every request runs in a fresh
+    `contextvars.Context`, under `db.observe(token)` where `token` is the later of the token
+    carried so far and the caller's own (so rows the test wrote through `db` are visible);
+    afterwards the client keeps the later of that and the token the request ended with.
+
+    rung's web middleware will carry the token between requests itself (cookie `rung_lsn`,
+    header `Rung-LSN`); until an app has it, this client stands in for it. With
+    `carry_tokens=False` every request runs with no token at all: the control that shows a
+    suite depends on the carrying (with replicas stale, its reads miss the writes).
+
+    The app's lifespan runs on enter and exit, as a server runs it (`lifespan=False` skips
+    it); `options` go to `httpx.AsyncClient` (headers, cookies, follow_redirects...).
+    Writes the app makes in a task or thread of its own (a sync endpoint, `BaseHTTPMiddleware`)
+    set the token there, where neither this client nor the middleware can see it. asyncio only.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        db: Database,
+        carry_tokens: bool = True,
+        lifespan: bool = True,
+        base_url: str = "http://testserver",
+        **options: Any,
+    ) -> None:
+        try:
+            import httpx
+        except ModuleNotFoundError as e:
+            raise ModuleNotFoundError(
+                "rung.testing.AppClient needs httpx: pip install httpx"
+            ) from e
+        self.db = db
+        self.carry_tokens = carry_tokens
+        self._token: str | None = None
+        self._state: dict[str, Any] = {}  # what the lifespan yields, copied into each request
+        self._lifespan = _Lifespan(app, self._state) if lifespan else None
+
+        async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
+            await app({**scope, "state": dict(self._state)}, receive, send)  # as uvicorn does
+
+        transport = httpx.ASGITransport(app=with_state)
+        self._http = httpx.AsyncClient(transport=transport, base_url=base_url, **options)
+
+    @property
+    def token(self) -> str | None:
+        """The token carried into the next request (None before any write)."""
+        return self._token
+
+    def observe(self, token: str | None) -> None:
+        """Carry `token` too, from now on: for a fixture that wrote in another context.
+
+        >>> client.observe(token_from_the_fixture)
+        """
+        if token is not None:
+            lsn.parse(token)  # a malformed token fails here, as `db.observe` would fail it
+        self._token = lsn.later(self._token, token)
+
+    async def __aenter__(self) -> AppClient:
+        await self._http.__aenter__()
+        if self._lifespan is not None:
+            try:
+                await self._lifespan.startup()
+            except BaseException:
+                await self._http.aclose()
+                raise
+            # What startup wrote (a migration, seed rows) is visible to the first request.
+            self.observe(self._lifespan.context.run(self.db.token))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self._http.aclose()
+        finally:
+            if self._lifespan is not None:
+                await self._lifespan.shutdown()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send one request in a fresh context, under the carried token; `kwargs` as httpx's."""
+        carried = lsn.later(self._token, self.db.token()) if self.carry_tokens else None
+
+        async def one_request() -> tuple[httpx.Response, str | None]:
+            with self.db.observe(carried):
+                response = await self._http.request(method, url, **kwargs)
+                return response, self.db.token()  # the app has returned: its writes are in
+
+        task = asyncio.create_task(one_request(), context=contextvars.Context())
+        response, ended_with = await task
+        if self.carry_tokens:
+            self._token = lsn.later(carried, ended_with)
+        return response
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("DELETE", url, **kwargs)
+
+
+class _Lifespan:
+    """An ASGI app's lifespan, run as a server runs it: startup, then shutdown at the end. It
+    runs in `context`, so the client can read the token of what startup wrote."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any]) -> None:
+        self.context = contextvars.Context()
+        self._app = app
+        self._state = state
+        self._to_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._from_app: asyncio.Queue[Message] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def startup(self) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": self._state}  # fmt: skip
+
+        async def run() -> None:
+            await self._app(scope, self._to_app.get, self._from_app.put)
+
+        self._task = asyncio.create_task(run(), context=self.context)
+        await self._step("startup")
+
+    async def shutdown(self) -> None:
+        if self._task is None:
+            return
+        if not self._task.done():
+            await self._step("shutdown")
+        await self._task  # raises what the lifespan raised, even when it died mid-test
+
+    async def _step(self, phase: str) -> None:
+        assert self._task is not None
+        await self._to_app.put({"type": f"lifespan.{phase}"})
+        reply = asyncio.ensure_future(self._from_app.get())
+        await asyncio.wait({reply, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if reply.done() and reply.result()["type"] == f"lifespan.{phase}.complete":
+            return
+        reply.cancel()
+        failure = reply.result().get("message", "") if reply.done() else ""
+        if self._task.done():
+            self._task.result()  # the app's own exception, when it raised one
+        else:
+            self._task.cancel()
+        raise RuntimeError(f"the app's lifespan {phase} failed {failure}".rstrip())
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("rung_replicas", "replicas in the throwaway stack of `rung_stack`", default="1")
 
@@ -127,3 +341,24 @@ def rung_stack(request: pytest.FixtureRequest) -> Iterator[RungStack]:
     finally:
         stack.down(purge=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def stale_replicas(rung_stack: RungStack) -> Iterator[None]:
+    """Every replica of `rung_stack` stops replaying WAL for the test, and resumes after it
+    (even when it fails): a read that does not carry the token misses the test's writes.
+
+        async def test_read_your_writes(client, stale_replicas): ...
+
+    Give the Database a `max_lag` longer than a test (60.0), or it takes the paused replicas
+    out of service and every read goes to the primary, stale or not.
+    """
+    paused: list[int] = []
+    try:
+        for replica in range(len(rung_stack.replica_urls)):
+            rung_stack.pause_replay(replica)
+            paused.append(replica)
+        yield
+    finally:
+        for replica in paused:
+            rung_stack.resume_replay(replica)
