@@ -126,3 +126,24 @@ def test_lint_finds_the_traps_of_the_stateful_example(rung_stack: RungStack) -> 
     assert done.returncode == 1, done.stderr
     rules = [line.split()[1] for line in done.stdout.splitlines() if ": RUNG" in line]
     assert rules == ["RUNG101", "RUNG104", "RUNG201", "RUNG304"]
+
+
+def test_db_in_an_app_example_shows_each_piece(rung_stack: RungStack) -> None:
+    """examples/db_in_an_app.py: the error boundary, a hidden write, after-commit failures,
+    token merging and a pinned block, each as its docs page says."""
+    done = _run([sys.executable, str(EXAMPLES / "db_in_an_app.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "caller's bug: InterfaceError",
+        "nodes healthy: True",
+        "hidden write: True",
+        "committed: True failures: 2",
+        "carried token is ours: True",
+        "pinned reads served by one node: True",
+    ]
+
+
+def test_the_db_docs_show_the_app_example_as_it_is() -> None:
+    """docs/db.md copies examples/db_in_an_app.py inline: the copy is the file."""
+    page = (EXAMPLES.parent / "docs" / "db.md").read_text()
+    assert (EXAMPLES / "db_in_an_app.py").read_text().rstrip("\n") in page
