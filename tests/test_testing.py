@@ -1,5 +1,6 @@
 """rung.testing for apps: AppClient, truncate and stale_replicas, against the real stack."""
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -8,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -196,3 +198,23 @@ def test_importing_rung_testing_imports_no_http_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def test_a_frozen_component_hangs_until_thawed(rung_stack: RungStack) -> None:
+    """freeze() makes the cache Redis accept connections and answer nothing; thaw() brings
+    it back."""
+    async with Redis.from_url(rung_stack.cache_url, socket_timeout=5.0) as redis:
+        assert await redis.ping()
+        rung_stack.freeze("cache")
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    await redis.ping()
+        finally:
+            rung_stack.thaw("cache")
+        assert await redis.ping()
+
+
+def test_freezing_a_component_that_is_not_there_is_a_stack_error(rung_stack: RungStack) -> None:
+    with pytest.raises(rung.StackError):
+        rung_stack.freeze("nonesuch")

@@ -124,7 +124,13 @@ class QueueFull(QueueError):
 
 
 class QueueUnavailable(QueueError):
-    """The queue Redis cannot be reached; raised within the queue's `timeout`."""
+    """The queue Redis cannot be reached; raised within the queue's `timeout`. `ids` are the
+    event ids of the put that failed: some may have landed, and putting the same events
+    again (with these ids) adds none twice."""
+
+    def __init__(self, message: str, ids: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.ids = list(ids)
 
 
 class LeadershipLost(RungError):

@@ -27,6 +27,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -107,6 +108,21 @@ class RungStack:
     def start(self, name: str) -> None:
         """Start a stopped component again, on its port; returns once it answers."""
         self.stack.start(name)
+
+    def freeze(self, name: str) -> None:
+        """SIGSTOP component `name`: its sockets stay open and nothing answers, as with a
+        hung server. (For PostgreSQL this stops the postmaster: new connections hang, while
+        backends already serving a connection still answer.) `thaw` undoes it.
+
+            rung_stack.freeze("cache")
+            try: ...   # every cache call must return within its timeout
+            finally: rung_stack.thaw("cache")
+        """
+        self.stack.signal(name, signal.SIGSTOP)
+
+    def thaw(self, name: str) -> None:
+        """SIGCONT component `name` after `freeze`."""
+        self.stack.signal(name, signal.SIGCONT)
 
     def sql(self, name: str, query: str) -> str:
         """Run `query` on PostgreSQL node `name` through psql; its unaligned output."""

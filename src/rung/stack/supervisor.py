@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -148,6 +149,14 @@ class Stack:
             if record.get(name) is None:
                 raise StackError(f"no component '{name}' in {self.file}")
             self._stop(record, name)
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """Send `sig` to component `name` (SIGSTOP/SIGCONT to make it hang and come back);
+        a component that is not running is a StackError."""
+        entry = self._require().get(name)
+        if entry is None or entry.proc is None or not _alive(entry):
+            raise StackError(f"component '{name}' is not running in {self.file}")
+        os.kill(entry.proc.pid, sig)
 
     def status(self) -> list[dict[str, Any]]:
         """Each component with `healthy` (alive and answering) and what its health adds."""
