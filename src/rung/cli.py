@@ -3,6 +3,8 @@
 rung up --dir .rung --replicas 1
 eval "$(rung env)"
 rung down --purge
+
+Every error is one line on stderr, `rung: <why>`, with exit code 2 (see `main`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 import typer
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 
@@ -158,8 +162,7 @@ def lint(
     per-process caches and sessions, instance-bound timers. Exits 1 on findings."""
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        err.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}")
-        raise typer.Exit(2)
+        raise RungError(f"no such file or directory: {', '.join(missing)}")
     findings = lint_paths(paths)
     if format is Format.json:
         sys.stdout.write(reporters.json(findings))
@@ -213,12 +216,45 @@ def _print_urls(urls: dict[str, Any]) -> None:
         out.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
 
 
+# What a command raises for a cause outside rung's control, beside its own RungError: a bad
+# value (a URL of the wrong scheme), the file system, and the drivers' errors where nothing
+# wraps them (`rung drain` runs the user's own factory).
+_ERRORS: tuple[type[Exception], ...] = (
+    RungError, ValueError, OSError, RedisError,
+    asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+)  # fmt: skip
+
+
 def main() -> None:
-    """Entry point: a RungError is one red line (plus a log tail), never a traceback."""
+    """Entry point: an error is one line on stderr, `rung: <why>`, and exit code 2, never a
+    traceback; typer's usage errors keep typer's message and its exit code (2); Ctrl-C exits
+    130 without a word. Anything else is a bug in rung and keeps its traceback."""
     try:
         app()
-    except RungError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
-        if isinstance(e, ComponentFailed) and e.log_tail:
-            err.print(f"--- last lines of {e.name}'s log ---\n{e.log_tail}", markup=False)
-        sys.exit(1)
+    except KeyboardInterrupt:  # typer maps one inside a command to 130 itself
+        sys.exit(130)
+    except Exception as e:
+        if not _is_error(e):
+            raise
+        print(f"rung: {_one_line(e)}", file=sys.stderr)
+        if isinstance(e, ComponentFailed) and e.log_tail:  # why a server did not start
+            print(f"--- last lines of {e.name}'s log ---\n{e.log_tail}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _is_error(e: BaseException) -> bool:
+    if isinstance(e, BaseExceptionGroup) and not isinstance(e, RungError):
+        return all(_is_error(inner) for inner in e.exceptions)
+    return isinstance(e, _ERRORS)
+
+
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, BaseExceptionGroup) and not isinstance(e, RungError):
+        return "; ".join(_one_line(inner) for inner in e.exceptions)
+    text = str(e) or type(e).__name__
+    if not isinstance(e, RungError | ValueError | OSError):  # a driver's: name its class
+        text = f"{type(e).__name__}: {text}"
+    cause = e.__cause__
+    if isinstance(e, RungError) and cause is not None and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {cause})"
+    return " ".join(text.split())

@@ -72,10 +72,10 @@ def test_down_with_nothing_running_says_so() -> None:
 
 
 def test_status_without_a_stack_is_one_clear_line() -> None:
-    """`rung status` where no stack exists: exit 1, a one-line error, no traceback."""
+    """`rung status` where no stack exists: exit 2, a one-line error, no traceback."""
     with tempfile.TemporaryDirectory() as d:
         done = rung("status", "--dir", d)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "no stack in" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -92,7 +92,7 @@ def test_a_failed_start_stops_what_was_started_and_shows_the_log(workdir: Path) 
         if os.geteuid() == 0:
             os.chown(path, server.uid, server.gid)
     done = rung("up", "--dir", str(d), "--replicas", "1")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "replica1" in done.stderr and "last lines of replica1's log" in done.stderr
     assert "Traceback" not in done.stderr
     record = json.loads((d / "stack.json").read_text())

@@ -1,14 +1,18 @@
-"""`rung lint`: the rules on fixtures of each trap, the ignore comment, exit codes, and
-the three output formats (SARIF validated against the 2.1.0 schema shipped beside it)."""
+"""`rung lint`: the rules on fixtures of each trap, the ignore comment, exit codes, the
+three output formats (SARIF validated against the 2.1.0 schema shipped beside it), and
+hostile files: too deep, undecodable, too big, not regular."""
 
 import json
+import os
 import re
+import socket
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from rung.state.lint import RULES, lint_paths, lint_source
+from rung.state.lint.files import MAX_FILE_BYTES
 from tests.helpers import rung
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -112,3 +116,119 @@ def test_it_runs_on_real_frameworks_without_crashing(package: str) -> None:
     rows = json.loads(done.stdout)
     assert not [r for r in rows if r["rule"] == "RUNG000"]
     print(f"{package}: {len(rows)} findings", sorted({r["rule"] for r in rows}))
+
+
+TRAP = "import threading\n\ndef arm():\n    threading.Timer(1.0, arm).start()\n"
+
+
+def lint_json(*paths: Path) -> tuple[int, list[dict[str, object]]]:
+    """`rung lint --format json` run as a command, bounded so that a hang fails the test."""
+    done = rung("lint", *map(str, paths), "--format", "json", timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def rules_by_file(rows: list[dict[str, object]]) -> set[tuple[str, object]]:
+    return {(Path(str(r["path"])).name, r["rule"]) for r in rows}
+
+
+def test_a_huge_expression_and_a_fifo_do_not_stop_the_run(tmp_path: Path) -> None:
+    """The acceptance case: a 100,000-term expression is RUNG000, a FIFO is skipped unopened
+    (opening it would block), and the trap beside them is still reported."""
+    (tmp_path / "expr.py").write_text("x = " + " + ".join(["1"] * 100_000) + "\n")
+    os.mkfifo(tmp_path / "x.py")
+    (tmp_path / "trap.py").write_text(TRAP)
+    code, rows = lint_json(tmp_path)
+    assert code == 1
+    assert rules_by_file(rows) == {("expr.py", "RUNG000"), ("trap.py", "RUNG301")}
+    [expr] = [r for r in rows if r["rule"] == "RUNG000"]
+    assert "nested too deeply to parse" in str(expr["message"])
+
+
+def test_a_50000_long_attribute_chain_is_rung000_for_its_file_only(tmp_path: Path) -> None:
+    (tmp_path / "chain.py").write_text("a" + ".b" * 50_000 + "\n")
+    (tmp_path / "trap.py").write_text(TRAP)
+    found = {(Path(f.path).name, f.rule) for f in lint_paths([tmp_path])}
+    assert found == {("chain.py", "RUNG000"), ("trap.py", "RUNG301")}
+
+
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_to_its_bottom() -> None:
+    """The parser accepts trees deeper than Python's recursion limit, so the walk that looks
+    for traps must not recurse: the timer under 2,500 unary minuses is found."""
+    source = "import threading\nx = " + "-" * 2_500 + "threading.Timer(1.0, print)\n"
+    assert [(f.line, f.rule) for f in lint_source(source, "deep.py")] == [(2, "RUNG301")]
+
+
+def test_a_source_too_complex_for_the_parser_is_rung000() -> None:
+    [finding] = lint_source("x = " + "not " * 10_000 + "y\n", "m.py")
+    assert (finding.rule, finding.message) == (
+        "RUNG000",
+        "too complex to parse: the parser ran out of stack",
+    )
+
+
+def test_invalid_utf8_is_rung000_at_the_bad_byte(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_bytes(b"x = 1\ny = '\xff'\n")
+    [finding] = lint_paths([tmp_path / "bad.py"])
+    assert (finding.line, finding.col, finding.rule) == (2, 6, "RUNG000")
+    assert finding.message == "cannot decode as utf-8: invalid start byte (byte 0xff)"
+
+
+def test_a_coding_line_is_honoured_and_an_unknown_one_is_rung000(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.py"
+    latin.write_bytes(b"# -*- coding: latin-1 -*-\nname = '\xe9t\xe9'\n" + TRAP.encode())
+    assert [f.rule for f in lint_paths([latin])] == ["RUNG301"]
+    unknown = tmp_path / "unknown.py"
+    unknown.write_bytes(b"# coding: no-such-codec\nx = 1\n")
+    [finding] = lint_paths([unknown])
+    assert (finding.rule, finding.message) == (
+        "RUNG000",
+        "cannot decode: unknown encoding: no-such-codec",
+    )
+
+
+def test_a_null_byte_is_rung000_on_its_line() -> None:
+    [finding] = lint_source("x = 1\ny = 2\x00\n", "m.py")
+    assert (finding.line, finding.rule) == (2, "RUNG000")
+    assert finding.message == "cannot parse: the file contains a null byte"
+
+
+def test_a_file_over_the_size_limit_is_rung000_without_being_read(tmp_path: Path) -> None:
+    big = tmp_path / "big.py"
+    with big.open("wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing is written
+    [finding] = lint_paths([big])
+    assert (finding.rule, finding.message) == (
+        "RUNG000",
+        f"the file is over rung lint's size limit of {MAX_FILE_BYTES // 2**20} MiB",
+    )
+
+
+def test_sockets_devices_fifos_and_directories_named_py_are_skipped(tmp_path: Path) -> None:
+    """Only regular files are read; a symlink to a regular file is one."""
+    os.mkfifo(tmp_path / "fifo.py")
+    (tmp_path / "fifo_link.py").symlink_to(tmp_path / "fifo.py")
+    (tmp_path / "null.py").symlink_to("/dev/null")
+    (tmp_path / "package.py").mkdir()
+    (tmp_path / "trap.py").write_text(TRAP)
+    (tmp_path / "trap_link.py").symlink_to(tmp_path / "trap.py")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "socket.py"))
+        code, rows = lint_json(tmp_path)
+        named = rung("lint", str(tmp_path / "fifo.py"), timeout=60)
+    assert code == 1
+    assert rules_by_file(rows) == {("trap.py", "RUNG301"), ("trap_link.py", "RUNG301")}
+    assert (named.returncode, named.stdout) == (0, "no findings\n")
+
+
+def test_hidden_and_vendored_directories_are_not_entered(tmp_path: Path) -> None:
+    for directory in (".venv", "node_modules", "__pycache__", "app"):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "trap.py").write_text(TRAP)
+    assert [Path(f.path).parent.name for f in lint_paths([tmp_path])] == ["app"]
+
+
+def test_an_ignore_comment_counts_lines_as_python_does() -> None:
+    """A form feed or U+2028 in a string is not a line end: the comment stays on line 3."""
+    source = "x = {}\ndef f():\n    x['\x0c\u2028'] = 1  # rung: ignore[RUNG101]\n"
+    assert lint_source(source, "m.py") == []

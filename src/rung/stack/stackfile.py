@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class StackFile:
     @classmethod
     def load(cls, path: Path) -> StackFile | None:
         try:
+            if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would hang the read
+                raise StackError(f"{path} is not a regular file")
             data = json.loads(path.read_text())
             fields = set(Record.__dataclass_fields__)
             return cls(

@@ -4,17 +4,20 @@
 
 Names are resolved through the file's imports (`from functools import lru_cache as lc`
 is still `functools.lru_cache`). A line ending in `# rung: ignore[RUNG101]` (several ids
-separated by commas) drops those findings on that line.
+separated by commas) drops those findings on that line. A file that cannot be checked (see
+`files.py` for which files are read, and how) is one RUNG000 finding, and the run goes on.
 """
 
 from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
+from rung.state.lint.files import NotAnalysable, python_files, read_source
 from rung.state.lint.rules import RULES
 
 
@@ -32,7 +35,8 @@ class Finding:
 
 
 _IGNORE = re.compile(r"#\s*rung:\s*ignore\[([A-Za-z0-9_,\s]+)\]")
-_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # Python's line ends (str.splitlines knows more)
+_Function: TypeAlias = ast.FunctionDef | ast.AsyncFunctionDef
 
 _CONTAINER_CALLS = {
     "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
@@ -71,49 +75,66 @@ _SLEEPS = {"asyncio.sleep", "time.sleep", "anyio.sleep", "trio.sleep"}
 
 
 def lint_paths(paths: Iterable[Path]) -> list[Finding]:
-    """Findings for every .py file under `paths` (files or directories), sorted."""
+    """Findings for every .py file under `paths` (files or directories), sorted. FIFOs,
+    sockets and devices are skipped unopened."""
     findings: list[Finding] = []
-    for path in _python_files(paths):
+
+    def unlistable(directory: Path, error: OSError) -> None:
+        reason = f"cannot list the directory: {error.strerror or error}"
+        findings.append(_not_checked(str(directory), NotAnalysable(reason)))
+
+    for path in python_files(paths, onerror=unlistable):
         findings += lint_file(path)
     return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))
 
 
 def lint_file(path: Path) -> list[Finding]:
+    """Findings for one file; [] for one that is not a regular file."""
     try:
-        source = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        return [Finding(str(path), 1, 1, "RUNG000", f"cannot read the file: {e}")]
-    return lint_source(source, str(path))
+        source = read_source(path)
+    except NotAnalysable as e:
+        return [_not_checked(str(path), e)]
+    return [] if source is None else lint_source(source, str(path))
 
 
 def lint_source(source: str, path: str) -> list[Finding]:
-    """Findings for one module's source; a syntax error is a RUNG000 finding."""
+    """Findings for one module's source. Source that cannot be checked (a syntax error, a
+    null byte, nesting deeper than the parser allows) is one RUNG000 finding."""
     try:
-        tree = ast.parse(source, filename=path)
-    except (SyntaxError, ValueError) as e:
-        line = getattr(e, "lineno", None) or 1
-        col = getattr(e, "offset", None) or 1
-        return [Finding(path, line, col, "RUNG000", f"cannot parse: {e.args[0] if e.args else e}")]
-    checker = _Checker(path)
-    checker.check(tree)
+        tree = _parse(source, path)
+        checker = _Checker(path)
+        checker.check(tree)
+    except NotAnalysable as e:
+        return [_not_checked(path, e)]
+    except RecursionError:  # the walk is iterative; this guards whatever still recurses
+        return [_not_checked(path, NotAnalysable("nested too deeply to check"))]
     ignored = _ignores(source)
     return [f for f in checker.findings if f.rule not in ignored.get(f.line, ())]
 
 
-def _python_files(paths: Iterable[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            for found in sorted(path.rglob("*.py")):
-                relative = found.relative_to(path).parts[:-1]
-                if not any(p.startswith(".") or p in _SKIP_DIRS for p in relative):
-                    yield found
-        else:
-            yield path
+def _parse(source: str, path: str) -> ast.Module:
+    if "\0" in source:  # 3.11 raises ValueError, 3.12 SyntaxError, neither says where
+        line = source.count("\n", 0, source.index("\0")) + 1
+        raise NotAnalysable("cannot parse: the file contains a null byte", line=line)
+    try:
+        return ast.parse(source, filename=path)
+    except SyntaxError as e:
+        raise NotAnalysable(f"cannot parse: {e.msg}", e.lineno or 1, e.offset or 1) from e
+    except ValueError as e:  # compile()'s documented error for some source it rejects
+        raise NotAnalysable(f"cannot parse: {e}") from e
+    except RecursionError as e:  # ast construction is bounded by the recursion limit
+        raise NotAnalysable(f"nested too deeply to parse: {e}") from e
+    except MemoryError as e:  # how 3.11's parser reports that its own stack overflowed
+        raise NotAnalysable("too complex to parse: the parser ran out of stack") from e
+
+
+def _not_checked(path: str, problem: NotAnalysable) -> Finding:
+    return Finding(path, problem.line, problem.col, "RUNG000", problem.reason)
 
 
 def _ignores(source: str) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
-    for number, line in enumerate(source.splitlines(), 1):
+    for number, line in enumerate(_NEWLINE.split(source), 1):
         match = _IGNORE.search(line)
         if match:
             out[number] = {part.strip().upper() for part in match.group(1).split(",")}
@@ -146,7 +167,7 @@ class _Checker:
                 self.loops.add(node.name)
             elif isinstance(node, ast.Call):
                 self.startup |= self._startup_hooks(node)
-        self._visit(tree, function=None)
+        self._visit(tree)
 
     # --- what the module defines --------------------------------------------------------------
 
@@ -186,19 +207,23 @@ class _Checker:
 
     # --- the walk -----------------------------------------------------------------------------
 
-    def _visit(
-        self, node: ast.AST, function: ast.FunctionDef | ast.AsyncFunctionDef | None
-    ) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
-                self._function(child)
-                self._visit(child, child)
-                continue
-            if function is not None:
-                self._in_function(child, function)
-            if isinstance(child, ast.Call):
-                self._call(child, function)
-            self._visit(child, function)
+    def _visit(self, tree: ast.Module) -> None:
+        """Every node in source order, with the function it is in (None at module level).
+        An explicit stack, not recursion: the parser builds trees about three times deeper
+        than Python's recursion limit."""
+        pending: list[tuple[ast.AST, _Function | None]] = [(tree, None)]
+        while pending:
+            node, function = pending.pop()
+            if isinstance(node, _Function):
+                self._function(node)
+                function = node
+            else:
+                if function is not None:
+                    self._in_function(node, function)
+                if isinstance(node, ast.Call):
+                    self._call(node, function)
+            children = list(ast.iter_child_nodes(node))
+            pending.extend((child, function) for child in reversed(children))
 
     def _function(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         for decorator in fn.decorator_list:

@@ -1,7 +1,8 @@
 """The statefulness traps `rung lint` knows, each with the rung API that replaces it.
 
 RUNG1xx state kept in the process, RUNG2xx state kept on the local disk, RUNG3xx timers
-and schedulers bound to one instance. RUNG000 is a file that could not be parsed.
+and schedulers bound to one instance. RUNG000 is a file that could not be checked: the
+message says why.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ class Rule:
 RULES = {
     r.id: r
     for r in [
-        Rule("RUNG000", "syntax-error", "The file could not be parsed, so it was not checked.",
-             "Fix the syntax error."),
+        Rule("RUNG000", "not-checked",
+             "The file could not be checked: a syntax error, bytes that do not decode, a null "
+             "byte, nesting deeper than Python's parser allows, or a size over the limit.",
+             "Fix what the message names; leave generated modules out of the PATHs you lint."),
         Rule("RUNG101", "module-state-mutated",
              "A module-level mutable object is changed inside a function: each process has "
              "its own copy, so instances disagree and a restart loses it.",
