@@ -26,6 +26,7 @@ from rung.errors import (
     QueueUnavailable,
     RungError,
     StackError,
+    StatementTimeout,
 )
 from rung.queue import Drain, HandlerSink, Queue, TableSink
 from rung.state import SessionMiddleware, Singleton
@@ -56,6 +57,7 @@ __all__ = [
     "SessionMiddleware",
     "Singleton",
     "StackError",
+    "StatementTimeout",
     "TableSink",
     "Token",
 ]

@@ -8,6 +8,7 @@
     │   ├── PoolTimeout             a pool stayed full for `acquire_timeout`
     │   ├── PrimaryUnavailable      the primary cannot be reached (writes fail fast)
     │   ├── NoHealthyNode           no node can serve the read
+    │   ├── StatementTimeout        a statement ran past its timeout (a write is in doubt)
     │   ├── InvalidToken            a consistency token that is not the text of an LSN
     │   └── AfterCommitFailed       committed, but after_commit callbacks failed
     │                               (also an ExceptionGroup of their errors)
@@ -78,6 +79,13 @@ class PrimaryUnavailable(DatabaseError):
 
 class NoHealthyNode(DatabaseError):
     """No node could serve the read (the primary and every replica failed)."""
+
+
+class StatementTimeout(DatabaseError):
+    """A statement ran past its timeout (`timeout=` per call, else the Database's
+    `statement_timeout`), on a server that is slow, hung or blocked. A read was tried on a
+    second node first. For a write, whether it committed is unknown; a transaction it ran
+    in is over."""
 
 
 class InvalidToken(DatabaseError):

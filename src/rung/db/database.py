@@ -26,14 +26,19 @@ import asyncpg
 from rung._options import count, seconds
 from rung.db import lsn
 from rung.db.monitor import Monitor
-from rung.db.node import Connection, Node, Op, Unreachable
+from rung.db.node import INSERT_POSITION, Connection, Node, Op, TimedOut, Unreachable, drop
 from rung.db.routing import is_read
-from rung.errors import AfterCommitFailed, DatabaseError, NoHealthyNode, PrimaryUnavailable
+from rung.errors import (
+    AfterCommitFailed,
+    DatabaseError,
+    NoHealthyNode,
+    PrimaryUnavailable,
+    StatementTimeout,
+)
 
 T = TypeVar("T")
 AfterCommit = Callable[..., Awaitable[Any]]
 
-_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
 _LEARNED_WRITES = 1024  # statements a replica refused as writes, remembered per Database
 
 
@@ -48,7 +53,9 @@ class Database:
 
     Keyword-only settings, seconds as floats: `min_size`/`max_size` per node pool,
     `acquire_timeout` before `PoolTimeout`, `max_lag` past which a replica serves no reads,
-    `causal_wait` a read with a token may wait for a replica before using the primary.
+    `causal_wait` a read with a token may wait for a replica before using the primary,
+    `statement_timeout` for a statement without its own `timeout=` (then
+    `StatementTimeout`; a read first tries a second node).
     """
 
     def __init__(
@@ -61,12 +68,14 @@ class Database:
         acquire_timeout: float = 5.0,
         max_lag: float = 5.0,
         causal_wait: float = 0.05,
+        statement_timeout: float = 30.0,
     ) -> None:
         max_size = count("max_size", max_size, least=1)
         min_size = count("min_size", min_size, most=max_size)
         acquire_timeout = seconds("acquire_timeout", acquire_timeout, positive=True)
         self.max_lag = seconds("max_lag", max_lag)
         self.causal_wait = seconds("causal_wait", causal_wait, most=60.0)
+        self.statement_timeout = seconds("statement_timeout", statement_timeout, positive=True)
 
         def node(name: str, url: str, role: str) -> Node:
             return Node(name, url, role=role, min_size=min_size, max_size=max_size,
@@ -121,34 +130,44 @@ class Database:
 
     async def execute(self, query: str, *args: Any, primary: bool = False,
                       timeout: float | None = None) -> str:  # fmt: skip
-        """Run a statement; its status ('INSERT 0 1'). Routed by the statement."""
-        return await self._run(query, lambda c: c.execute(query, *args, timeout=timeout),
-                               write=primary)  # fmt: skip
+        """Run a statement; its status ('INSERT 0 1'). Routed by the statement; `primary=True`
+        sends it to the primary. `timeout` bounds it (default: `statement_timeout`)."""
+        t = self._bound_for(timeout)
+        return await self._run(query, lambda c: c.execute(query, *args, timeout=t), write=primary)
 
     async def fetch(self, query: str, *args: Any, primary: bool = False,
                     timeout: float | None = None) -> list[asyncpg.Record]:  # fmt: skip
         """All rows. Routed by the statement; `primary=True` sends it to the primary (a
         SELECT of a function that writes)."""
-        return await self._run(query, lambda c: c.fetch(query, *args, timeout=timeout),
-                               write=primary)  # fmt: skip
+        t = self._bound_for(timeout)
+        return await self._run(query, lambda c: c.fetch(query, *args, timeout=t), write=primary)
 
     async def fetchrow(self, query: str, *args: Any, primary: bool = False,
                        timeout: float | None = None) -> asyncpg.Record | None:  # fmt: skip
         """The first row, or None. Routed by the statement (or `primary=True`)."""
-        return await self._run(query, lambda c: c.fetchrow(query, *args, timeout=timeout),
-                               write=primary)  # fmt: skip
+        t = self._bound_for(timeout)
+        return await self._run(query, lambda c: c.fetchrow(query, *args, timeout=t), write=primary)
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, primary: bool = False,
                        timeout: float | None = None) -> Any:  # fmt: skip
         """One value of the first row, or None. Routed by the statement (or `primary=True`)."""
+        t = self._bound_for(timeout)
         return await self._run(
-            query, lambda c: c.fetchval(query, *args, column=column, timeout=timeout), write=primary
+            query, lambda c: c.fetchval(query, *args, column=column, timeout=t), write=primary
         )
 
     async def executemany(self, query: str, args: Iterable[Sequence[Any]], *,
                           timeout: float | None = None) -> None:  # fmt: skip
         """Run a statement once per argument tuple, on the primary, in one transaction."""
-        await self._run(query, lambda c: c.executemany(query, args, timeout=timeout), write=True)
+        t = self._bound_for(timeout)
+        await self._run(query, lambda c: c.executemany(query, args, timeout=t), write=True)
+
+    def _bound_for(self, timeout: float | None) -> float:
+        return (
+            self.statement_timeout
+            if timeout is None
+            else seconds("timeout", timeout, positive=True)
+        )
 
     async def _run(self, query: str, op: Op[T], *, write: bool) -> T:
         bound = self._bound.get()
@@ -162,12 +181,13 @@ class Database:
 
     async def _write(self, op: Op[T]) -> T:
         async def then_position(conn: Connection) -> tuple[T, str]:
-            return await op(conn), await conn.fetchval(_POSITION)
+            result = await op(conn)
+            return result, await conn.fetchval(INSERT_POSITION, timeout=self.statement_timeout)
 
         try:
             result, position = await self._primary.call(then_position)
         except Unreachable as e:
-            raise _primary_unavailable(e) from e.__cause__
+            raise _primary_error(e) from e.__cause__
         self._advance(position)
         return result
 
@@ -180,6 +200,8 @@ class Database:
         # Reads are safe to retry: once, on another node.
         try:
             return await self._read_on(await self._choose(exclude=node), query, op)
+        except TimedOut as e:
+            raise StatementTimeout(f"the read timed out on two nodes: {e}") from e.__cause__
         except Unreachable as e:
             raise NoHealthyNode(f"no node could serve the read: {e}") from e.__cause__
 
@@ -197,18 +219,20 @@ class Database:
         return await self._write(op)
 
     async def _on_primary(self, conn: Connection, call: Awaitable[T]) -> T:
-        """One driver call on a held primary connection, inside the boundary."""
+        """One driver call on a held primary connection, inside the boundary and within
+        `statement_timeout` (BEGIN, COMMIT and savepoints take no timeout of their own)."""
         try:
             with self._primary.mapped(conn):
-                return await call
+                async with asyncio.timeout(self.statement_timeout):
+                    return await call
         except Unreachable as e:
-            raise _primary_unavailable(e) from e.__cause__
+            raise _primary_error(e) from e.__cause__
 
     async def _acquire_primary(self) -> Connection:
         try:
             return await self._primary.acquire()
         except Unreachable as e:
-            raise _primary_unavailable(e) from e.__cause__
+            raise _primary_error(e) from e.__cause__
 
     # --- choosing a node ---------------------------------------------------------------------
 
@@ -218,15 +242,15 @@ class Database:
         for one that can be expected to get there; else the primary."""
         pinned = self._pin.get()
         if pinned is None:
-            candidates = [r for r in self._replicas if r.healthy and r is not exclude]
-        elif pinned is not self._primary and pinned.healthy and pinned is not exclude:
+            candidates = [r for r in self._replicas if r.available and r is not exclude]
+        elif pinned is not self._primary and pinned.available and pinned is not exclude:
             candidates = [pinned]
         else:
             candidates = []
         token = self._token.get()
         if token is not None and candidates:
-            need = lsn.parse(token)
-            ready = [r for r in candidates if r.replay_lsn >= need]
+            need = await self._needed(token)
+            ready = [r for r in candidates if r.position >= need]
             if not ready and self.causal_wait > 0:
                 # Wait only for replicas that are replaying towards the token: one whose
                 # replay is stuck would cost every such read its whole causal_wait.
@@ -239,15 +263,30 @@ class Database:
             raise NoHealthyNode("no healthy replica, and the primary already failed this read")
         return self._primary
 
+    async def _needed(self, token: str) -> int:
+        """The position a read with `token` must see. A token past every position this
+        process has seen the primary at is a write newer than the last poll (another
+        instance's), or a token from nowhere: the primary is asked its position, briefly,
+        and the token is lowered to it, since nothing committed is later than the primary."""
+        need = lsn.parse(token)
+        primary = self._primary
+        if need <= primary.position or self.causal_wait == 0:
+            return need
+        asked = primary.ask_position()
+        await asyncio.wait({asked}, timeout=self.causal_wait)
+        if asked.done() and asked.result():
+            return min(need, primary.position)
+        return need  # no answer: the token stands, and the read goes to the primary
+
     async def _wait_for_replay(self, candidates: list[Node], need: int) -> list[Node]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.causal_wait
         for r in candidates:
             r.note_causal_wait()
         while (remaining := deadline - loop.time()) > 0:
-            asks = {r.ask_replay() for r in candidates}  # shared: leaving them running is fine
+            asks = {r.ask_position() for r in candidates}  # shared: leaving them running is fine
             await asyncio.wait(asks, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            ready = [r for r in candidates if r.healthy and r.replay_lsn >= need]
+            ready = [r for r in candidates if r.healthy and r.position >= need]
             if ready:
                 return ready
             await asyncio.sleep(min(0.001, max(0.0, deadline - loop.time())))
@@ -269,11 +308,13 @@ class Database:
                 yield conn
             except BaseException:
                 with contextlib.suppress(Exception):  # autocommit: earlier writes landed
-                    self._advance(await conn.fetchval(_POSITION))
+                    self._advance(
+                        await conn.fetchval(INSERT_POSITION, timeout=self.statement_timeout)
+                    )
                 raise
             finally:
                 self._bound.reset(reset)
-            self._advance(await self._on_primary(conn, conn.fetchval(_POSITION)))
+            self._advance(await self._on_primary(conn, conn.fetchval(INSERT_POSITION)))
         self._primary.succeeded()
 
     @contextlib.asynccontextmanager
@@ -331,11 +372,10 @@ class Database:
                 try:
                     yield conn
                 except BaseException:
-                    with contextlib.suppress(Exception):  # the caller must see the block's error
-                        await frame.rollback()
+                    await self._rollback(conn, frame)
                     raise
                 await self._on_primary(conn, frame.commit())
-                position = await self._on_primary(conn, conn.fetchval(_POSITION))
+                position = await self._on_primary(conn, conn.fetchval(INSERT_POSITION))
             finally:
                 self._tx.reset(reset_tx)
                 self._bound.reset(reset_bound)
@@ -352,10 +392,18 @@ class Database:
             yield outer.conn
         except BaseException:
             del outer.callbacks[mark:]  # rolled back to the savepoint
-            with contextlib.suppress(Exception):
-                await frame.rollback()
+            await self._rollback(outer.conn, frame)
             raise
         await self._on_primary(outer.conn, frame.commit())
+
+    async def _rollback(self, conn: Connection, frame: asyncpg.transaction.Transaction) -> None:
+        """Roll back after the block raised; the caller must see the block's error, so a
+        rollback that fails (a broken or hung connection) only drops the connection."""
+        try:
+            async with asyncio.timeout(self.statement_timeout):
+                await frame.rollback()
+        except Exception:
+            drop(conn)
 
     def in_transaction(self) -> bool:
         """True inside `async with db.transaction():` (in this context)."""
@@ -389,11 +437,19 @@ class Database:
         """The WAL position this context must observe (None before any write)."""
         return self._token.get()
 
+    async def bounded_token(self) -> str | None:
+        """This context's token, never past the primary's WAL position (see `observe`):
+        the one to hand to other processes, as a cache invalidation or a queue event does."""
+        token = self._token.get()
+        return None if token is None else lsn.format(await self._needed(token))
+
     @contextlib.contextmanager
     def observe(self, token: str | None) -> Iterator[None]:
         """Reads inside see at least `token` (from a cookie, a header, a queue event...);
         `rung.InvalidToken` when it is not one (check outside input with `rung.Token.valid`).
-        Writes made inside keep advancing the context's token after the block."""
+        A token past the primary's WAL position counts as that position: a forged or
+        corrupted one cannot send every read to the primary. Writes made inside keep
+        advancing the context's token after the block."""
         if token is not None:
             lsn.parse(token)
         before = self._token.get()
@@ -409,6 +465,7 @@ class Database:
 
     def _advance(self, position: str) -> None:
         self._token.set(lsn.later(self._token.get(), position))
+        self._primary.note_position(lsn.parse(position))
 
     # --- stats -------------------------------------------------------------------------------
 
@@ -418,7 +475,9 @@ class Database:
         return {n.name: n.stats() for n in self._nodes}
 
 
-def _primary_unavailable(e: Unreachable) -> PrimaryUnavailable:
+def _primary_error(e: Unreachable) -> DatabaseError:
+    if isinstance(e, TimedOut):
+        return StatementTimeout(f"the statement timed out on the primary: {e.__cause__!r}")
     return PrimaryUnavailable(f"the primary cannot be reached: {e.__cause__!r}")
 
 

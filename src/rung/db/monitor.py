@@ -16,7 +16,7 @@ from collections import deque
 import asyncpg
 
 from rung.db import lsn
-from rung.db.node import UNREACHABLE, Node
+from rung.db.node import INSERT_POSITION, UNREACHABLE, Node
 
 _HISTORY = 1200  # samples kept: two minutes at 100 ms
 
@@ -45,11 +45,13 @@ class Monitor:
     async def poll(self) -> None:
         """One round: the primary's position (and health), then every replica at once."""
         try:
-            text = await self._ask(self.primary, "SELECT pg_current_wal_insert_lsn()::text")
+            text = await self._ask(self.primary, INSERT_POSITION)
         except UNREACHABLE:
             self.primary.unreachable()  # no new sample: replicas are judged by the last one
         else:
-            self.history.append((time.monotonic(), lsn.parse(text[0])))
+            position = lsn.parse(text[0])
+            self.history.append((time.monotonic(), position))
+            self.primary.note_position(position)
             self.primary.reachable()
         await asyncio.gather(*(self._poll_replica(r) for r in self.replicas))
 

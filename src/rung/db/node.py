@@ -43,6 +43,10 @@ UNREACHABLE = (
     asyncpg.InternalClientError,
 )  # fmt: skip
 
+_REPLAY_POSITION = "SELECT pg_last_wal_replay_lsn()::text"
+INSERT_POSITION = "SELECT pg_current_wal_insert_lsn()::text"
+_SLOW_FOR = 5.0  # seconds a replica that let a statement time out is passed over
+
 # SQLSTATEs that mean "this connection or server is gone", not "this statement failed".
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 
@@ -54,7 +58,7 @@ def is_connection_error(exc: BaseException, conn: Connection | None = None) -> b
     a statement's own error are not, so they never move a read or mark a node down."""
     if conn is None:
         return isinstance(exc, UNREACHABLE)
-    if conn.is_closed():
+    if _closed(conn):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return (getattr(exc, "sqlstate", "") or "").startswith(_CONNECTION_SQLSTATES)
@@ -66,6 +70,19 @@ def is_connection_error(exc: BaseException, conn: Connection | None = None) -> b
     )
 
 
+def _closed(conn: Connection) -> bool:
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:  # the pool took it back already, as it does when the
+        return True  # server closed it mid-operation
+
+
+def drop(conn: Connection) -> None:
+    """Close `conn` at once, without a goodbye to a server that may be gone or hung."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # the pool took it back already
+        conn.terminate()
+
+
 class Unreachable(Exception):
     """Internal: `node` failed at the connection level; the Database decides what the
     caller sees (a retry elsewhere, `PrimaryUnavailable`, `NoHealthyNode`)."""
@@ -73,6 +90,11 @@ class Unreachable(Exception):
     def __init__(self, node: Node, cause: BaseException) -> None:
         super().__init__(f"{node.name}: {cause!r}")
         self.node = node
+
+
+class TimedOut(Unreachable):
+    """Internal: a statement on `node` ran past its timeout (a hung server or pooler, a
+    replica whose backends are blocked): a read moves elsewhere, a write is in doubt."""
 
 
 @dataclass(eq=False)
@@ -101,15 +123,19 @@ class Node:
         self._watchdog: asyncio.Task[None] | None = None
         self.queries = 0
         self.errors = 0  # connection-level failures; a statement's own error is not one
+        self.timeouts = 0  # statements that ran past their timeout here
+        self._slow_until = 0.0  # monotonic time: a replica that timed out sits out until then
         self.causal_waits = 0  # reads that waited for this replica to replay their token
-        self.replay_lsn: int = 0  # replicas: last replay position seen
+        # The WAL position last seen: a replica's replay position; the primary's insert
+        # position, from the monitor and from this process's own writes.
+        self.position: int = 0
         self.lag_s: float | None = None
         self.lag_bytes: int | None = None
         self.stalled = False  # behind at two polls in a row without replaying a byte
         self.replay_rate = 0.0  # bytes/s replayed between the last two polls
         self.checked_at = 0.0  # monotonic time of the last successful health poll
         self._polled_lsn = 0
-        self._refresh: asyncio.Task[int] | None = None
+        self._refresh: asyncio.Task[bool] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -161,15 +187,24 @@ class Node:
     @contextlib.contextmanager
     def mapped(self, conn: Connection | None) -> Iterator[None]:
         """Around an acquire (`conn` None) or one driver call on `conn`: a connection-level
-        failure counts against this node, drops the connection, and becomes `Unreachable`;
-        anything else (rung's own errors, a statement's error) passes unchanged."""
+        failure counts against this node, drops the connection, and becomes `Unreachable`
+        (`TimedOut` for a statement past its timeout); anything else (rung's own errors, a
+        statement's error, the caller's mistake) passes unchanged."""
         try:
             yield
         except Exception as e:
-            if isinstance(e, RungError) or not is_connection_error(e, conn):
+            if isinstance(e, RungError):
+                raise
+            if conn is not None and isinstance(e, TimeoutError):
+                # The statement's timeout: a cancel may still be in flight to a server that
+                # may be hung, so the connection is dropped, never waited on.
+                drop(conn)
+                self.timed_out()
+                raise TimedOut(self, e) from e
+            if not is_connection_error(e, conn):
                 raise
             if conn is not None:
-                conn.terminate()
+                drop(conn)
             self.failed()
             raise Unreachable(self, e) from e
 
@@ -250,7 +285,7 @@ class Node:
         except BaseException as e:
             # A rung error here was mapped (and counted) by the call that raised it.
             if not isinstance(e, RungError | Unreachable) and is_connection_error(e, conn):
-                conn.terminate()
+                drop(conn)
                 self.failed()
             raise
         finally:
@@ -264,10 +299,10 @@ class Node:
         self.outstanding -= 1
         pool = self.pool
         if pool is None:  # closed meanwhile
-            conn.terminate()
+            drop(conn)
             return
-        with contextlib.suppress(Exception):
-            await pool.release(conn)
+        with contextlib.suppress(Exception):  # bounded: the reset of a hung server's connection
+            await pool.release(conn, timeout=self.acquire_timeout)
 
     # --- what calls and polls saw ------------------------------------------------------------
 
@@ -282,6 +317,18 @@ class Node:
         (or, for the primary, a call) shows it serving again."""
         self.errors += 1
         self.healthy = False
+
+    def timed_out(self) -> None:
+        """A statement ran past its timeout: a replica sits out for a few seconds (its
+        health checks may still answer while its backends are blocked)."""
+        self.timeouts += 1
+        if self.role == "replica":
+            self._slow_until = time.monotonic() + _SLOW_FOR
+
+    @property
+    def available(self) -> bool:
+        """Healthy, and not sitting out after a timeout."""
+        return self.healthy and (not self._slow_until or time.monotonic() >= self._slow_until)
 
     def reachable(self) -> None:
         """The monitor reached the primary."""
@@ -303,48 +350,48 @@ class Node:
         # or blocked, so a read waiting for it would wait its whole causal_wait in vain.
         self.stalled = lag_bytes > 0 and (self.lag_bytes or 0) > 0 and advanced == 0
         self._polled_lsn = replayed
-        self.note_replay(replayed)
+        self.note_position(replayed)
         self.lag_s, self.lag_bytes = lag_s, lag_bytes
         self.checked_at = at
         self.healthy = serving
 
     # --- replay position ---------------------------------------------------------------------
 
-    def note_replay(self, position: int) -> None:
-        self.replay_lsn = max(self.replay_lsn, position)
+    def note_position(self, position: int) -> None:
+        self.position = max(self.position, position)
 
     def may_reach(self, position: int, within: float) -> bool:
         """Whether this replica can be expected to replay `position` within `within`
         seconds: not stalled, and caught up at its last poll (a new write replays in
         milliseconds) or replaying fast enough to cover the gap."""
-        if self.replay_lsn >= position:
+        if self.position >= position:
             return True
         if self.stalled:
             return False
         if not self.lag_bytes:
             return True
-        return position - self.replay_lsn <= self.replay_rate * within
+        return position - self.position <= self.replay_rate * within
 
     def note_causal_wait(self) -> None:
         self.causal_waits += 1
 
-    def ask_replay(self) -> asyncio.Task[int]:
-        """Ask this replica its replay position now; concurrent askers share one query.
-        The task never fails: on an error it keeps the last known position."""
+    def ask_position(self) -> asyncio.Task[bool]:
+        """Ask this node its position now (a replica's replay position, the primary's WAL
+        insert position); concurrent askers share one query. The task never fails: it
+        says whether the node answered, and `position` holds the latest known."""
         if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.create_task(self._ask_replay())
+            self._refresh = asyncio.create_task(self._ask_position())
         return self._refresh
 
-    async def _ask_replay(self) -> int:
+    async def _ask_position(self) -> bool:
+        query = _REPLAY_POSITION if self.role == "replica" else INSERT_POSITION
         try:
-            text = await self.call(
-                lambda conn: conn.fetchval("SELECT pg_last_wal_replay_lsn()::text"), count=False
-            )
+            text = await self.call(lambda conn: conn.fetchval(query), count=False)
         except Exception:  # the caller falls back to the primary; the monitor decides
-            return self.replay_lsn
+            return False
         if text is not None:
-            self.note_replay(lsn.parse(text))
-        return self.replay_lsn
+            self.note_position(lsn.parse(text))
+        return text is not None
 
     def stats(self) -> dict[str, Any]:
         pool = self.pool
@@ -356,6 +403,7 @@ class Node:
             "pooler": self.pooled,
             "queries": self.queries,
             "errors": self.errors,
+            "timeouts": self.timeouts,
             "pool_size": size,
             "pool_in_use": size - idle,
             "pool_waiting": self.waiting,
