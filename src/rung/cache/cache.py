@@ -28,14 +28,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
+from rung._options import count, seconds
+from rung._redis import Store
 from rung.cache.breaker import Breaker
 from rung.cache.entry import Entry, decode, encode, jittered
-from rung.cache.gate import Gate
 from rung.cache.leases import Found, KeySpace, Lease, Leases
 from rung.cache.near import NearCache
 from rung.cache.stats import Stats
@@ -52,6 +48,8 @@ Loader = Callable[[], Awaitable[Any]]
 log = logging.getLogger("rung.cache")
 
 _COOLDOWN = 1.0  # seconds the breaker keeps calls off Redis after a failure
+_MAX_TTL = 366 * 86_400.0  # seconds: a year and a day; Redis refuses absurd expiries
+_GENERATION_S = 86_400.0  # seconds a tag generation lives past its last use, at least
 _MAX_PAUSE = 0.05  # seconds, the longest pause between looks at another holder's lease
 
 
@@ -90,31 +88,25 @@ class Cache:
         timeout: float = 1.0,
         max_connections: int = 50,
     ) -> None:
-        if default_ttl <= 0 or lease_timeout <= 0 or timeout <= 0:
-            raise ValueError("default_ttl, lease_timeout and timeout must be > 0")
-        if not 0 <= jitter < 1 or early_refresh < 0 or local_size < 0 or max_connections < 1:
-            raise ValueError(
-                "need 0 <= jitter < 1, early_refresh >= 0, local_size >= 0, max_connections >= 1"
-            )
         if not namespace or ":" in namespace:
             raise ValueError(f"namespace must be non-empty, without ':' (got {namespace!r})")
-        self.default_ttl = default_ttl
+        self.default_ttl = seconds("default_ttl", default_ttl, positive=True, most=_MAX_TTL)
         self._db = db
-        self._jitter = jitter
-        self._beta = early_refresh
-        self._lease_timeout = lease_timeout
-        # One retry, at once: a pooled connection may be stale after a Redis restart.
-        self._redis = Redis.from_url(
-            url, max_connections=max_connections, retry=Retry(NoBackoff(), 1),
-            socket_timeout=timeout, socket_connect_timeout=timeout,
-        )  # fmt: skip
-        self._gate = Gate(size=max_connections, timeout=timeout)
+        self._jitter = seconds("jitter", jitter, most=0.99)
+        self._beta = seconds("early_refresh", early_refresh, most=100.0)
+        self._lease_timeout = seconds("lease_timeout", lease_timeout, positive=True)
+        timeout = seconds("timeout", timeout, positive=True, most=600.0)
+        local_size = count("local_size", local_size)
+        max_connections = count("max_connections", max_connections, least=1, most=100_000)
+        self._store = Store(url, timeout=timeout, unavailable=CacheUnavailable,
+                            rejected=CacheError, max_connections=max_connections)  # fmt: skip
         self._keys = KeySpace(namespace)
-        # A marker outlives any lag a serving replica may have (db.max_lag), by far.
+        # A marker (and a tag generation's token) outlives any lag a serving replica may
+        # have (db.max_lag), by far.
         marker_s = max(60.0, 10 * db.max_lag) if db is not None else 60.0
         self._leases = Leases(
-            self._redis, self._keys, self._gate,
-            lease_ms=round(lease_timeout * 1000), marker_ms=round(marker_s * 1000),
+            self._store, self._keys, lease_ms=_ms(self._lease_timeout), marker_ms=_ms(marker_s),
+            generation_ms=_ms(max(marker_s, _GENERATION_S)),
         )  # fmt: skip
         self._near = (
             NearCache(url, self._keys.channel, size=local_size, timeout=timeout)
@@ -140,7 +132,7 @@ class Cache:
         await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
         if self._near is not None:
             await self._near.close()
-        await self._redis.aclose()
+        await self._store.close()
 
     async def __aenter__(self) -> Cache:
         await self.open()
@@ -164,7 +156,7 @@ class Cache:
 
         >>> link = await cache.get_or_load("link:abc", lambda: fetch_link("abc"), ttl=60.0)
         """
-        tags = tuple(tags)
+        tags, ttl = tuple(tags), _ttl("ttl", ttl)
         flight = self._flights.get(key)
         if flight is not None and self._may_join(flight):
             self._stats.misses += 1
@@ -193,12 +185,14 @@ class Cache:
                 if entry is not None:
                     stats.hits += 1
                     stats.local_hits += 1
+                    if near.due_a_yield():
+                        await asyncio.sleep(0)
                     return entry
                 epoch = near.epoch
         if self._breaker.allow():
             try:
                 entry = await self._read(key, tags)
-            except RedisError as e:
+            except CacheError as e:
                 self._failed(e)
             else:
                 self._breaker.success()
@@ -211,14 +205,15 @@ class Cache:
         return None
 
     async def _read(self, key: str, tags: tuple[str, ...]) -> Entry | None:
-        vkey = self._keys.value(key)
+        keys, run = self._keys, self._store.run
+        vkey = keys.value(key)
         raw: Any
         generations: Any  # bytes | None each (decode_responses is off)
-        async with self._gate:
-            if tags:
-                raw, *generations = await self._redis.mget(vkey, *map(self._keys.tag, tags))
-            else:
-                raw, generations = await self._redis.get(vkey), []
+        if tags:
+            names = [vkey, *map(keys.tag, tags)]
+            raw, *generations = await run(lambda r: r.mget(names), idempotent=True)
+        else:
+            raw, generations = await run(lambda r: r.get(vkey), idempotent=True), []
         if raw is None:
             return None
         entry = decode(raw)
@@ -226,8 +221,8 @@ class Cache:
             return entry
         if entry.stamps.keys() != set(tags):  # stamped with other tags than this call names
             tags = tuple(entry.stamps)
-            async with self._gate:
-                generations = await self._redis.mget(*map(self._keys.tag, tags))
+            names = list(map(keys.tag, tags))
+            generations = await run(lambda r: r.mget(names), idempotent=True)
         return entry if entry.fresh(tags, generations) else None
 
     # --- loads ---------------------------------------------------------------------------------
@@ -265,7 +260,7 @@ class Cache:
         while True:
             try:
                 got = await self._leases.take(mode, key, tags)
-            except RedisError as e:
+            except CacheError as e:
                 self._failed(e)
                 return await self._load_uncached(key, loader, flight.observed)
             if isinstance(got, Lease):
@@ -299,12 +294,12 @@ class Cache:
             value = await self._load(loader, observed)
             raw, ttl_ms = self._entry(key, tags, lease, value, ttl, time.perf_counter() - started)
         except BaseException:
-            with contextlib.suppress(RedisError):
+            with contextlib.suppress(CacheError):
                 await self._leases.release(key, lease)
             raise
         try:
             filled = await self._leases.fill(key, tags, lease, raw, ttl_ms)
-        except RedisError as e:
+        except CacheError as e:
             self._failed(e)
             return decode(raw).value  # type: ignore[union-attr]
         entry = decode(raw)
@@ -326,10 +321,10 @@ class Cache:
     ) -> tuple[bytes, int]:
         """The entry's bytes, stamped with the generations the lease saw, and its jittered
         TTL in milliseconds."""
-        ttl_s = jittered(ttl or self.default_ttl, self._jitter)
+        ttl_s = jittered(self.default_ttl if ttl is None else ttl, self._jitter)
         stamps = {t: g.decode() for t, g in zip(tags, lease.generations, strict=True)}
         raw = encode(key, value, ttl=ttl_s, delta=delta, stamps=stamps)
-        return raw, max(1, round(ttl_s * 1000))
+        return raw, _ms(ttl_s)
 
     async def _load_uncached(self, key: str, loader: Loader, observed: str | None) -> Any:
         value = await self._load(loader, observed)
@@ -368,7 +363,7 @@ class Cache:
     ) -> None:
         try:
             got = await self._leases.take("free", key, tags)
-        except RedisError as e:
+        except CacheError as e:
             self._failed(e)
             return
         if isinstance(got, Lease):  # else another caller is already loading it
@@ -382,7 +377,7 @@ class Cache:
     ) -> None:
         """Store `value` under `key`, replacing what is there (near caches drop theirs).
         `CacheUnavailable` when Redis cannot be reached: the old value may still be there."""
-        tags = tuple(tags)
+        tags, ttl = tuple(tags), _ttl("ttl", ttl)
         self._detach(key)
         try:
             lease = await self._leases.take("force", key, tags)
@@ -393,18 +388,21 @@ class Cache:
                 await self._leases.release(key, lease)
                 raise
             await self._leases.fill(key, tags, lease, raw, ttl_ms, notify=True)
-        except RedisError as e:
-            raise self._unavailable(e) from e
+        except CacheError as e:
+            self._failed(e)
+            raise
 
     async def invalidate(self, key: str) -> None:
         """Delete `key` and void any fill in flight, recording this context's consistency
         token for the next fill. Use after commit: `db.after_commit(cache.invalidate, key)`.
         `CacheUnavailable` when Redis cannot be reached."""
         self._detach(key)
+        token = await self._recorded_token()
         try:
-            await self._leases.invalidate(key, self._token())
-        except RedisError as e:
-            raise self._unavailable(e) from e
+            await self._leases.invalidate(key, token)
+        except CacheError as e:
+            self._failed(e)
+            raise
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Make every entry stamped with one of `tags` miss (a new generation per tag).
@@ -416,10 +414,12 @@ class Cache:
                 self._detach(key)
         if self._near is not None:
             self._near.clear()
+        token = await self._recorded_token()
         try:
-            await self._leases.invalidate_tags(tags, self._token())
-        except RedisError as e:
-            raise self._unavailable(e) from e
+            await self._leases.invalidate_tags(tags, token)
+        except CacheError as e:
+            self._failed(e)
+            raise
 
     def _detach(self, key: str) -> None:
         """Later callers of `key` in this process start a new load instead of joining one
@@ -431,6 +431,11 @@ class Cache:
     def _token(self) -> str | None:
         return self._db.token() if self._db is not None else None
 
+    async def _recorded_token(self) -> str | None:
+        """The token an invalidation records for other processes: never past the primary's
+        WAL position, so a token from outside cannot be stored to hold every refill back."""
+        return await self._db.bounded_token() if self._db is not None else None
+
     # --- the decorator -------------------------------------------------------------------------
 
     def cached(
@@ -441,7 +446,7 @@ class Cache:
         >>> @cache.cached(key="link:{slug}", ttl=60.0, tags=("owner:{owner_id}",))
         ... async def load_link(slug: str, owner_id: int) -> dict | None: ...
         """
-        tag_templates = tuple(tags)
+        tag_templates, ttl = tuple(tags), _ttl("ttl", ttl)
 
         def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             signature = inspect.signature(fn)
@@ -481,14 +486,23 @@ class Cache:
         out["near"] = "off" if near is None else ("live" if near.live else "dark")
         return out
 
-    def _failed(self, error: RedisError) -> None:
+    def _failed(self, error: CacheError) -> None:
+        """Count a failed Redis call; only an unreachable Redis opens the breaker (a command
+        Redis refused says nothing about the next call)."""
         self._stats.errors += 1
-        self._breaker.failure()
+        if isinstance(error, CacheUnavailable):
+            self._breaker.failure()
         log.debug("cache Redis call failed: %r", error)
 
-    def _unavailable(self, error: RedisError) -> CacheUnavailable:
-        self._failed(error)
-        return CacheUnavailable(f"the cache Redis cannot be reached: {error}")
+
+def _ttl(name: str, ttl: float | None) -> float | None:
+    """A TTL in seconds: None (the default), or finite, > 0 and at most a year and a day.
+    `ttl=0` is refused, not read as "the default" or "do not cache"."""
+    return None if ttl is None else seconds(name, ttl, positive=True, most=_MAX_TTL)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
 
 
 def _binder(

@@ -17,28 +17,34 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from redis.asyncio import Redis
-
-from rung.cache.gate import Gate
+from rung._redis import RELEASE_IF_OWNER, Store
 from rung.db import lsn
 
-# later(a, b) of two LSNs 'X/Y' ('' when absent), in Lua: hi and lo are 32-bit hex parts.
+# later(a, b) of two LSNs 'X/Y' in Lua: hi and lo are 32-bit hex parts. Anything that is not
+# an LSN (absent: '', or written behind rung's back) counts as absent, so it is overwritten.
 _LATER = """
+local function lsn(t)
+  if #t > 17 then return nil end
+  local h, l = string.match(t, '^(%x%x?%x?%x?%x?%x?%x?%x?)/(%x%x?%x?%x?%x?%x?%x?%x?)$')
+  if not h then return nil end
+  return tonumber(h, 16), tonumber(l, 16)
+end
 local function later(a, b)
-  if a == '' then return b end
-  if b == '' then return a end
-  local ah, al = string.match(a, '^(%x+)/(%x+)$')
-  local bh, bl = string.match(b, '^(%x+)/(%x+)$')
-  ah, al, bh, bl = tonumber(ah, 16), tonumber(al, 16), tonumber(bh, 16), tonumber(bl, 16)
+  local ah, al = lsn(a)
+  local bh, bl = lsn(b)
+  if not ah then return bh and b or '' end
+  if not bh then return a end
   if ah > bh or (ah == bh and al >= bl) then return a end
   return b
 end
 """
 
-# KEYS: value, lease, marker, tag...   ARGV: mode, token, lease_ms, fresh generation per tag
-# mode 'miss': return the value if there is one; 'free': ignore a value; 'force': take over
-# any lease. Replies: {'v', value, tag...} | {'w'} (someone else holds the lease)
-# | {'l', marker, tag...} (the lease is ours; missing tag generations were created).
+# KEYS: value, lease, marker, tag...   ARGV: mode, token, lease_ms, generation_ms, fresh
+# generation per tag. mode 'miss': return the value if there is one; 'free': ignore a
+# value; 'force': take over any lease. Our own lease counts as free, so a retry of a take
+# whose reply was lost gets it. Replies: {'v', value, tag...} | {'w'} (someone else holds
+# the lease) | {'l', marker, tag...} (the lease is ours; tag generations are created where
+# missing, and kept alive for generation_ms).
 _TAKE = """
 local mode = ARGV[1]
 if mode == 'miss' then
@@ -49,14 +55,19 @@ if mode == 'miss' then
     return out
   end
 end
-if mode ~= 'force' and redis.call('EXISTS', KEYS[2]) == 1 then return {'w'} end
+if mode ~= 'force' then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and holder ~= ARGV[2] then return {'w'} end
+end
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 local out = {'l', redis.call('GET', KEYS[3]) or ''}
 for i = 4, #KEYS do
   local g = redis.call('GET', KEYS[i])
-  if not g then
-    g = ARGV[i]
-    redis.call('SET', KEYS[i], g)
+  if g then
+    redis.call('PEXPIRE', KEYS[i], ARGV[4])
+  else
+    g = ARGV[i + 1]
+    redis.call('SET', KEYS[i], g, 'PX', ARGV[4])
   end
   out[#out + 1] = g
 end
@@ -76,12 +87,6 @@ if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[5]) end
 return 1
 """
 
-# KEYS: lease   ARGV: token
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
 # KEYS: value, lease, marker   ARGV: token ('' for none), marker_ms, channel, message
 _INVALIDATE = (
     _LATER
@@ -95,7 +100,7 @@ return 0
 """
 )
 
-# KEYS: tag...   ARGV: token ('' for none), channel, new generation per tag
+# KEYS: tag...   ARGV: token ('' for none), channel, generation_ms, new generation per tag
 # A generation is 'random' or 'random|lsn'; the lsn part only ever moves forward.
 _INVALIDATE_TAGS = (
     _LATER
@@ -104,7 +109,7 @@ for i = 1, #KEYS do
   local old = redis.call('GET', KEYS[i]) or ''
   local token = later(string.match(old, '|(.*)$') or '', ARGV[1])
   if token ~= '' then token = '|' .. token end
-  redis.call('SET', KEYS[i], ARGV[i + 2] .. token)
+  redis.call('SET', KEYS[i], ARGV[i + 3] .. token, 'PX', ARGV[3])
 end
 redis.call('PUBLISH', ARGV[2], '*')
 return 0
@@ -112,6 +117,7 @@ return 0
 )
 
 Mode = Literal["miss", "free", "force"]
+Args = list[bytes | str | int | float]  # a script's ARGV
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,18 +165,22 @@ class KeySpace:
 
 
 class Leases:
-    """The scripts, bound to one client and namespace."""
+    """The scripts, bound to one Store and namespace. Every marker and tag generation they
+    write has a TTL: `marker_ms` outlives any lag a replica may have; a tag generation lives
+    `generation_ms` past its last use (an expired one costs a miss, never a stale hit)."""
 
     def __init__(
-        self, redis: Redis, keys: KeySpace, gate: Gate, *, lease_ms: int, marker_ms: int
+        self, store: Store, keys: KeySpace, *, lease_ms: int, marker_ms: int, generation_ms: int
     ) -> None:
         self.keys = keys
-        self._gate = gate
+        self._store = store
         self._lease_ms = lease_ms
         self._marker_ms = marker_ms
+        self._generation_ms = generation_ms
+        redis = store.redis
         self._take = redis.register_script(_TAKE)
         self._fill = redis.register_script(_FILL)
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE_IF_OWNER)
         self._invalidate = redis.register_script(_INVALIDATE)
         self._invalidate_tags = redis.register_script(_INVALIDATE_TAGS)
 
@@ -178,11 +188,9 @@ class Leases:
         """Ask for the lease on `key` (a tag without a generation gets a new one)."""
         k = self.keys
         token = _random()
-        async with self._gate:
-            reply = await self._take(
-                keys=[k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)],
-                args=[mode, token, self._lease_ms, *(_random() for _ in tags)],
-            )
+        keys = [k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)]
+        args: Args = [mode, token, self._lease_ms, self._generation_ms, *map(_fresh, tags)]
+        reply = await self._store.run(lambda _: self._take(keys=keys, args=args), idempotent=True)
         kind = reply[0]
         if kind == b"v":
             return Found(reply[1], reply[2:])
@@ -207,39 +215,40 @@ class Leases:
         notify: bool = False,
     ) -> bool:
         """Write `entry` if `lease` is still current; False when an invalidation voided it.
-        `notify` tells near caches to drop the key (a `set` replaces a value they may hold)."""
+        `notify` tells near caches to drop the key (a `set` replaces a value they may hold).
+        Not retried: a second run after a lost reply would report a fill as voided."""
         k = self.keys
-        message = "k:" + key if notify else ""
-        async with self._gate:
-            done = await self._fill(
-                keys=[k.value(key), k.lease(key), *map(k.tag, tags)],
-                args=[lease.token, entry, ttl_ms, k.channel, message, *lease.generations],
-            )
-        return bool(done)
+        keys = [k.value(key), k.lease(key), *map(k.tag, tags)]
+        args: Args = [lease.token, entry, ttl_ms, k.channel, "k:" + key if notify else "",
+                      *lease.generations]  # fmt: skip
+        return bool(await self._store.run(lambda _: self._fill(keys=keys, args=args)))
 
     async def release(self, key: str, lease: Lease) -> None:
         """Give the lease back unused (the loader failed), so waiters need not wait it out."""
-        async with self._gate:
-            await self._release(keys=[self.keys.lease(key)], args=[lease.token])
+        keys, args = [self.keys.lease(key)], [lease.token]
+        await self._store.run(lambda _: self._release(keys=keys, args=args), idempotent=True)
 
     async def invalidate(self, key: str, token: str | None) -> None:
         """Void the value and any lease; remember `token` for the next fills."""
         k = self.keys
-        async with self._gate:
-            await self._invalidate(
-                keys=[k.value(key), k.lease(key), k.marker(key)],
-                args=[token or "", self._marker_ms, k.channel, "k:" + key],
-            )
+        keys = [k.value(key), k.lease(key), k.marker(key)]
+        args: Args = [token or "", self._marker_ms, k.channel, "k:" + key]
+        await self._store.run(lambda _: self._invalidate(keys=keys, args=args), idempotent=True)
 
     async def invalidate_tags(self, tags: tuple[str, ...], token: str | None) -> None:
         """Give each tag a new generation: every entry stamped with an old one misses."""
-        async with self._gate:
-            await self._invalidate_tags(
-                keys=[self.keys.tag(t) for t in tags],
-                args=[token or "", self.keys.channel, *(_random() for _ in tags)],
-            )
+        keys = [self.keys.tag(t) for t in tags]
+        args: Args = [token or "", self.keys.channel, self._generation_ms, *map(_fresh, tags)]
+        await self._store.run(
+            lambda _: self._invalidate_tags(keys=keys, args=args), idempotent=True
+        )
 
 
 def _random() -> str:
     """A lease token or a tag generation: 64 random bits."""
     return secrets.token_hex(8)
+
+
+def _fresh(_tag: str) -> str:
+    """A new generation for a tag."""
+    return _random()

@@ -20,11 +20,12 @@ import time
 from collections import OrderedDict
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from rung._redis import client
 from rung.cache.entry import Entry
+
+_YIELD_EVERY = 16  # near hits in a row before one gives the event loop a turn
 
 
 class NearCache:
@@ -37,6 +38,7 @@ class NearCache:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._live = False
         self._task: asyncio.Task[None] | None = None
+        self._hits = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -64,6 +66,15 @@ class NearCache:
         self._entries.move_to_end(key)
         return entry
 
+    def due_a_yield(self) -> bool:
+        """Count a hit; True every `_YIELD_EVERY` hits. A near hit awaits nothing, so a
+        loop of them would never let another task run: the caller yields when told."""
+        self._hits += 1
+        if self._hits < _YIELD_EVERY:
+            return False
+        self._hits = 0
+        return True
+
     def put(self, key: str, entry: Entry, epoch: int) -> None:
         """Keep `entry`, read from Redis when `self.epoch` was `epoch`, unless an
         invalidation arrived since or the link is down."""
@@ -88,20 +99,19 @@ class NearCache:
 
     async def _listen(self) -> None:
         # No retries inside redis-py: a reconnect it hid would hide lost messages.
-        client = Redis.from_url(self._url, retry=Retry(NoBackoff(), 0),
-                                socket_connect_timeout=self._timeout)  # fmt: skip
+        redis = client(self._url, timeout=self._timeout, max_connections=1)
         try:
             while True:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await self._follow(client)
+                    await self._follow(redis)
                 self._went_dark()
                 await asyncio.sleep(self._timeout)
         finally:
             self._went_dark()
-            await client.aclose()
+            await redis.aclose()
 
-    async def _follow(self, client: Redis) -> None:
-        async with client.pubsub() as pubsub:
+    async def _follow(self, redis: Redis) -> None:
+        async with redis.pubsub() as pubsub:
             await pubsub.subscribe(self._channel)
             pinged = False
             while True:
