@@ -2,6 +2,7 @@
 
 with stack_urls(replicas=1) as urls:
     asyncio.run(main(urls["cache_url"]))
+with running_stack(replicas=2) as stack:      # to SIGSTOP a component: stack.signal(...)
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from rung.stack import Stack
 
 @contextlib.contextmanager
 def stack_urls(*, replicas: int = 1) -> Iterator[dict[str, Any]]:
+    with running_stack(replicas=replicas) as stack:
+        record = stack.running()
+        assert record is not None, "no running stack"
+        yield record.urls()
+
+
+@contextlib.contextmanager
+def running_stack(*, replicas: int = 1) -> Iterator[Stack]:
+    """The stack `RUNG_DIR` names, else a throwaway one with `replicas` replicas."""
     own = None
     if os.environ.get("RUNG_DIR"):
         stack = Stack(os.environ["RUNG_DIR"])
@@ -31,9 +41,7 @@ def stack_urls(*, replicas: int = 1) -> Iterator[dict[str, Any]]:
         stack = Stack(own / "stack")
         stack.up(replicas=replicas)
     try:
-        record = stack.running()
-        assert record is not None, "no running stack"
-        yield record.urls()
+        yield stack
     finally:
         if own is not None:
             stack.down(purge=True)
