@@ -4,8 +4,9 @@ from redis-py's errors to rung's, and the Lua helpers that several rungs share.
     store = Store(url, timeout=1.0, unavailable=CacheUnavailable, rejected=CacheError)
     raw = await store.run(lambda r: r.get(key), idempotent=True)
 
-Each call is bounded by `timeout` in total, by `asyncio.timeout`: waiting for a connection
-slot, connecting, sending, reading, and the one retry where it is safe. Socket timeouts
+Each call is bounded by `timeout` in total, by a deadline (`rung._aio.deadline`, which holds
+even where redis-py swallows a cancellation): waiting for a connection slot, connecting,
+sending, reading, and the one retry where it is safe. Socket timeouts
 alone bound each connect and each read separately, and they add up (a hung Redis took twice
 the timeout). redis-py's own retry is off: it would run a non-idempotent script a second
 time (a queue put was enqueued twice) and stretch the bound. A call marked `idempotent` is
@@ -38,6 +39,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from rung._aio import deadline
 from rung.errors import RungError
 
 T = TypeVar("T")
@@ -76,7 +78,7 @@ class Store:
     async def run(self, call: Callable[[Redis], Awaitable[T]], *, idempotent: bool = False) -> T:
         """`await call(redis)` within `timeout`, its errors mapped."""
         try:
-            async with asyncio.timeout(self.timeout), self._slots:
+            async with deadline(self.timeout), self._slots:
                 try:
                     return await call(self.redis)
                 except RedisConnectionError:
