@@ -1,7 +1,13 @@
-"""One instance in the singleton test: `python -m tests.state.singleton_worker URL NAME`.
-Its job records `tick:fencing_token:pid` in Redis, then works for 0.2 s."""
+"""One instance in the singleton tests: `python -m tests.state.singleton_worker URL NAME [long]`.
+
+By default its job records `tick:fencing_token:pid` in Redis, then works for 0.2 s. With
+`long`, its job runs for a minute in 50 ms steps and reports on stdout, one line each:
+`start TOKEN PID`, then `done TOKEN PID` or `cancelled TOKEN PID <the cancel message>`; the
+Singleton's own log lines follow as `log <message>`.
+"""
 
 import asyncio
+import logging
 import os
 import sys
 
@@ -12,19 +18,34 @@ import rung
 PERIOD = 0.5
 
 
-async def main(url: str, name: str) -> None:
+def say(*words: object) -> None:
+    print(*words, flush=True)
+
+
+async def main(url: str, name: str, mode: str) -> None:
     singleton = rung.Singleton(url, name=name, lease=PERIOD)
     r = aioredis.Redis.from_url(url)
 
-    @singleton.every(PERIOD)
     async def job(fencing_token: int) -> None:
         seconds, micros = await r.time()
         tick = int((seconds * 1000 + micros // 1000) // (PERIOD * 1000))
         await r.rpush(f"{name}:runs", f"{tick}:{fencing_token}:{os.getpid()}")
         await asyncio.sleep(0.2)  # mid-run: the test kills the holder in here
 
+    async def long_job(fencing_token: int) -> None:
+        say("start", fencing_token, os.getpid())
+        try:
+            for _ in range(1200):
+                await asyncio.sleep(0.05)  # mid-run: the test pauses the holder in here
+        except asyncio.CancelledError as e:
+            say("cancelled", fencing_token, os.getpid(), *e.args)
+            raise
+        say("done", fencing_token, os.getpid())
+
+    singleton.every(PERIOD)(long_job if mode == "long" else job)
     await singleton.run()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    logging.basicConfig(stream=sys.stdout, format="log %(message)s", level=logging.WARNING)
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "short"))

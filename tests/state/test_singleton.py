@@ -1,12 +1,15 @@
 """rung.Singleton against the real stack's durable Redis: one run per tick across
-processes, failover after a SIGKILL, fencing tokens, leases renewed, leadership."""
+processes, failover after a SIGKILL, fencing tokens, leases renewed, leadership, and a
+holder paused past its lease cancelled when it resumes."""
 
 import asyncio
 import itertools
+import math
 import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import rung
-from rung.testing import RungStack
+from rung.testing import RungStack, wait_until
 from tests.helpers import poll
 
 ROOT = Path(__file__).parents[2]
@@ -139,3 +142,142 @@ def test_bad_settings_are_refused() -> None:
         s.every(0)
     with pytest.raises(ValueError, match="no jobs registered"):
         asyncio.run(s.run())
+
+
+BAD_SECONDS = (math.nan, math.inf, -math.inf, -1.0, 0, 0.0, "10", None, True, 1e9)
+
+
+@pytest.mark.parametrize("option", ["lease", "timeout"])
+@pytest.mark.parametrize("value", BAD_SECONDS, ids=repr)
+def test_a_bad_numeric_option_is_refused_by_name(option: str, value: object) -> None:
+    with pytest.raises(ValueError, match=f"^{option} "):
+        rung.Singleton("redis://x", name="n", **{option: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [*BAD_SECONDS, 0.0001], ids=repr)
+def test_a_bad_period_is_refused_by_name(value: object) -> None:
+    s = rung.Singleton("redis://x", name="n")
+    with pytest.raises(ValueError, match=r"^every\(seconds\) "):
+        s.every(value)  # type: ignore[arg-type]
+
+
+# --- a holder that stood still ----------------------------------------------------------------
+
+
+async def test_a_blocked_loop_loses_the_lead_at_its_next_await_without_asking_redis(
+    rung_stack: RungStack,
+) -> None:
+    """The loop stands still past the lease (as in a SIGSTOP) while Redis is hung: the
+    first await after it raises LeadershipLost. Nothing from Redis could have told it."""
+    s = rung.Singleton(rung_stack.queue_url, name=f"t{secrets.token_hex(4)}", lease=0.3,
+                       timeout=0.3)  # fmt: skip
+    awaits_after = 0
+    try:
+        with pytest.raises(rung.LeadershipLost, match="not renewed in time"):
+            async with s.leadership():
+                rung_stack.freeze("queue")
+                try:
+                    time.sleep(0.6)  # noqa: ASYNC251 (the subject: the loop blocked past the lease)
+                    while True:
+                        await asyncio.sleep(0.01)
+                        awaits_after += 1
+                finally:
+                    rung_stack.thaw("queue")
+    finally:
+        await s.close()
+    assert awaits_after == 0
+
+
+async def test_a_run_that_blocks_past_its_lease_is_cancelled_and_the_next_tick_runs(
+    rung_stack: RungStack,
+) -> None:
+    """every(): the first run blocks the loop past its lease, then awaits; it is cancelled
+    there with a LeadershipLost message, and the next tick runs with a higher token."""
+    s = rung.Singleton(rung_stack.queue_url, name=f"t{secrets.token_hex(4)}", lease=0.2)
+    seen: list[tuple[str, int, str]] = []
+
+    @s.every(0.3)
+    async def job(fencing_token: int) -> None:
+        seen.append(("start", fencing_token, ""))
+        if len(seen) == 1:
+            time.sleep(0.5)  # noqa: ASYNC251 (the subject: standing still past the lease)
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError as e:
+                seen.append(("cancelled", fencing_token, str(e)))
+                raise
+            seen.append(("finished", fencing_token, ""))
+
+    task = asyncio.create_task(s.run())
+    try:
+        await poll(lambda: len([e for e in seen if e[0] == "start"]) >= 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await s.close()
+    (_, first, _), (what, token, why), (again, second, _) = seen[:3]
+    assert (what, token, again) == ("cancelled", first, "start")
+    assert why.startswith("LeadershipLost: ")
+    assert second > first
+
+
+class Lines:
+    """The lines a worker process prints, collected as they come."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stdout is not None
+        self._out = proc.stdout
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._out:
+            self.lines.append(line.rstrip("\n"))
+
+    def close(self) -> None:
+        """After the process has exited: the rest of its lines, then close the pipe."""
+        self._reader.join(timeout=10)
+        self._out.close()
+
+    def starting(self, word: str) -> list[list[str]]:
+        return [line.split(" ", 3) for line in list(self.lines) if line.startswith(word + " ")]
+
+
+def test_a_leader_paused_past_its_lease_is_cancelled_as_it_resumes(rung_stack: RungStack) -> None:
+    """Two processes, a minute-long job, a 0.5 s lease. The leader is SIGSTOPped until the
+    other has taken over (the control: a second run, with a higher token, while the first
+    is paused mid-run), then SIGCONTed: its run is cancelled with LeadershipLost and never
+    finishes, and the new leader's run goes on."""
+    name = f"t{secrets.token_hex(4)}"
+    args = [sys.executable, "-m", "tests.state.singleton_worker", rung_stack.queue_url, name,
+            "long"]  # fmt: skip
+    procs = [subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    out = {p.pid: Lines(p) for p in procs}
+    try:
+        wait_until(lambda: any(lines.starting("start") for lines in out.values()), 30)
+        (_, first, pid), *_ = next(lines.starting("start") for lines in out.values() if lines.lines)
+        leader = next(p for p in procs if p.pid == int(pid))
+        other = next(p for p in procs if p is not leader)
+        leader.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: bool(out[other.pid].starting("start")), 30)
+            (_, second, _), *_ = out[other.pid].starting("start")
+            assert int(second) > int(first)
+            assert out[leader.pid].starting("cancelled") == []  # paused mid-run
+        finally:
+            leader.send_signal(signal.SIGCONT)
+        wait_until(lambda: bool(out[leader.pid].starting("cancelled")), 30)
+        assert out[other.pid].starting("cancelled") == []  # the new leader's run goes on
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=10)
+            out[p.pid].close()
+    cancelled = out[leader.pid].starting("cancelled")
+    assert [(token, why.split(":")[0]) for _, token, _, why in cancelled] == [
+        (first, "LeadershipLost")
+    ]
+    assert out[leader.pid].starting("done") == []
+    assert any("was cancelled: LeadershipLost" in line for line in out[leader.pid].lines)

@@ -13,7 +13,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def cookies(scope: Scope) -> dict[str, str]:
-    """The request's cookies (the first of each name wins)."""
+    """The request's cookies (the first of each name wins). Values are the header's raw
+    bytes decoded as latin-1, which never fails: `value.encode("latin-1")` gives the bytes
+    the client sent back exactly (compare those, not the text)."""
     out: dict[str, str] = {}
     for name, value in scope.get("headers", ()):
         if name != b"cookie":
