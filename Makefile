@@ -17,6 +17,7 @@ lint: bootstrap
 
 test: lint
 	$(BIN)/pytest
+	$(BIN)/python scripts/check-install
 
 bench: bootstrap
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
