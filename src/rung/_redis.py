@@ -47,7 +47,7 @@ T = TypeVar("T")
 # Reply errors that say the server cannot serve now, whatever the command was (redis-py has
 # classes for some; the others keep their code at the start of the message).
 _CANNOT_SERVE = (ReadOnlyError, OutOfMemoryError, TryAgainError)
-_CANNOT_SERVE_CODES = ("BUSY", "MASTERDOWN", "MISCONF", "NOREPLICAS")
+_CANNOT_SERVE_CODES = frozenset({"BUSY", "MASTERDOWN", "MISCONF", "NOREPLICAS"})
 
 
 def client(url: str, *, timeout: float, max_connections: int = 50) -> Redis:
@@ -93,7 +93,7 @@ class Store:
     def error(self, e: RedisError) -> RungError:
         """The rung error for a redis-py error (see the module docstring)."""
         refused = isinstance(e, ResponseError) and not isinstance(e, _CANNOT_SERVE)
-        if refused and not str(e).startswith(_CANNOT_SERVE_CODES):
+        if refused and str(e).partition(" ")[0] not in _CANNOT_SERVE_CODES:  # not BUSYGROUP
             return self._rejected(f"Redis refused the command: {e}")
         if isinstance(e, RedisTimeoutError):
             return self._unavailable(f"Redis gave no answer within {self.timeout}s")

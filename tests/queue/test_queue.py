@@ -2,7 +2,6 @@
 poison rows and dead letters, pacing, tokens, outages and crashes."""
 
 import asyncio
-import contextlib
 import os
 import random
 import secrets
@@ -10,10 +9,10 @@ import signal
 import statistics
 import subprocess
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
@@ -21,57 +20,7 @@ import rung
 from rung.testing import RungStack
 from tests.helpers import RUNG, in_fresh_context, poll
 from tests.helpers import rung as rung_cli
-
-
-@pytest.fixture
-def stream() -> str:
-    return f"s{secrets.token_hex(4)}"
-
-
-@pytest.fixture
-async def queue(rung_stack: RungStack, stream: str) -> AsyncIterator[rung.Queue]:
-    async with rung.Queue(rung_stack.queue_url, stream=stream) as queue:
-        yield queue
-
-
-@pytest.fixture
-def events(rung_stack: RungStack) -> str:
-    """A table for events `{id, n}`: n must be >= 0."""
-    name = f"ev_{secrets.token_hex(4)}"
-    rung_stack.sql(
-        "primary", f"CREATE TABLE {name} (id uuid PRIMARY KEY, n int NOT NULL CHECK (n >= 0))"
-    )
-    return name
-
-
-@contextlib.asynccontextmanager
-async def running(drain: rung.Drain) -> AsyncIterator[rung.Drain]:
-    task = asyncio.create_task(drain.run())
-    try:
-        yield drain
-    finally:
-        drain.stop()
-        await asyncio.wait_for(task, 10.0)
-
-
-async def drained(queue: rung.Queue, within: float = 30.0) -> None:
-    async def empty() -> bool:
-        stats = await queue.stats()
-        return stats["depth"] == 0 and stats["pending"] == 0
-
-    await poll(empty, within)
-
-
-async def on_primary(db: rung.Database, query: str) -> Any:
-    """What the drain committed, read where every commit is: the drain wrote from its own
-    task, so this context holds no token that would keep a read off a lagging replica."""
-    async with db.primary() as conn:
-        return await conn.fetchval(query)
-
-
-def sink(db: rung.Database, table: str) -> rung.TableSink:
-    return rung.TableSink(db, table=table, columns=("id", "n"), key="id")
-
+from tests.queue.support import dead_letters, drained, on_primary, running, sink
 
 # --- producing ----------------------------------------------------------------------------
 
@@ -108,17 +57,18 @@ async def test_an_event_that_is_not_json_is_a_queue_error(queue: rung.Queue) -> 
         await queue.put(["not", "a", "mapping"])  # type: ignore[arg-type]
 
 
-async def test_with_the_queue_redis_stopped_put_raises_unavailable_within_a_second(
+async def test_with_the_queue_redis_stopped_put_raises_unavailable_naming_the_id(
     rung_stack: RungStack, queue: rung.Queue
 ) -> None:
+    """(How fast it raises is measured by bench/faults_queue.py, not asserted here.)"""
     await queue.put({"n": 1})
     rung_stack.stop("queue")
     try:
-        async with asyncio.timeout(1.0):
-            with pytest.raises(rung.QueueUnavailable):
-                await queue.put({"n": 2})
+        with pytest.raises(rung.QueueUnavailable) as raised:
+            await queue.put({"id": "0192f0c0-0000-7000-8000-0000000000b2", "n": 2})
     finally:
         rung_stack.start("queue")
+    assert raised.value.ids == ["0192f0c0-0000-7000-8000-0000000000b2"]
     assert (await queue.stats())["depth"] == 1  # AOF kept what was accepted
 
 
@@ -147,11 +97,15 @@ async def test_a_drain_writes_every_event_once_and_empties_the_queue(
 
 
 async def test_an_event_delivered_twice_is_written_once(
-    queue: rung.Queue, db: rung.Database, events: str
+    rung_stack: RungStack, queue: rung.Queue, db: rung.Database, events: str, stream: str
 ) -> None:
-    event = {"id": "0192f0c0-0000-7000-8000-00000000abcd", "n": 5}
-    await queue.put(event)
-    await queue.put(event)  # a producer retry after a lost reply
+    """Twice in the stream (a producer that bypassed rung's put, or a retry after the
+    dedupe window): the sink's key writes it once."""
+    event = orjson.dumps({"id": "0192f0c0-0000-7000-8000-00000000abcd", "n": 5})
+    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
+        await r.xadd(stream, {"e": event})
+        await r.xadd(stream, {"e": event})
+    assert (await queue.stats())["depth"] == 2
     async with running(rung.Drain(queue, sink(db, events))):
         await drained(queue)
     assert await on_primary(db, f"SELECT count(*) FROM {events}") == 1
@@ -171,7 +125,7 @@ async def test_bad_rows_go_to_the_dead_letters_and_replay_after_the_fix(
     stats = await queue.stats()
     assert stats["dead"] == 10
     assert drain.stats()["dead"] == 10
-    letters = await _dead_letters(rung_stack, stream)
+    letters = await dead_letters(rung_stack, stream)
     assert len(letters) == 10
     assert all("CheckViolationError" in letter[b"error"].decode() for letter in letters)
 
@@ -201,7 +155,7 @@ async def test_a_batch_that_fails_as_a_whole_is_not_acknowledged(
     rung_stack: RungStack, queue: rung.Queue, db: rung.Database
 ) -> None:
     """The table does not exist yet: nothing is acknowledged or buried, and once it exists
-    every event is written."""
+    (before `max_deliveries` rounds have passed) every event is written."""
     table = f"late_{secrets.token_hex(4)}"
     await queue.put_many([{"n": i} for i in range(100)])
     drain = rung.Drain(queue, sink(db, table), claim_idle=0.5)
@@ -212,20 +166,6 @@ async def test_a_batch_that_fails_as_a_whole_is_not_acknowledged(
         await drained(queue)
     assert await on_primary(db, f"SELECT count(*) FROM {table}") == 100
     assert (await queue.stats())["dead"] == 0
-
-
-async def test_max_rate_holds_the_drain_rate_within_15_percent(
-    queue: rung.Queue, db: rung.Database, events: str
-) -> None:
-    """max_rate=2000 rows/s, measured over 10 s with a backlog the drain cannot finish."""
-    await queue.put_many([{"n": i} for i in range(30_000)])
-    async with running(rung.Drain(queue, sink(db, events), max_rate=2000.0)):
-        await poll(lambda: on_primary(db, f"SELECT count(*) > 0 FROM {events}"))
-        first, began = await on_primary(db, f"SELECT count(*) FROM {events}"), time.monotonic()
-        await asyncio.sleep(10.0)  # the subject: the rate over 10 s
-        last, ended = await on_primary(db, f"SELECT count(*) FROM {events}"), time.monotonic()
-    rate = (last - first) / (ended - began)
-    assert 1700 <= rate <= 2300, rate
 
 
 async def test_a_spike_is_absorbed_and_drained_with_nothing_lost(
@@ -301,7 +241,7 @@ async def test_a_failing_handler_fails_only_its_event(
         await drained(queue)
     assert calls == {**{i: 1 for i in range(10)}, 3: 3}
     assert (await queue.stats())["dead"] == 1
-    letters = await _dead_letters(rung_stack, queue.stream)
+    letters = await dead_letters(rung_stack, queue.stream)
     assert letters[0][b"error"] == b"RuntimeError: smtp said no"
     assert letters[0][b"deliveries"] == b"3"
 
@@ -388,14 +328,9 @@ def _queue_empty(rung_stack: RungStack, stream: str) -> bool:
 def test_rung_drain_explains_a_bad_factory_in_one_line(spec: str, message: str) -> None:
     done = subprocess.run([RUNG, "drain", spec], capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).parents[2])  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2  # every CLI error: one line, exit code 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-
-
-async def _dead_letters(rung_stack: RungStack, stream: str) -> list[dict[bytes, bytes]]:
-    async with aioredis.Redis.from_url(rung_stack.queue_url) as r:
-        return [fields for _, fields in await r.xrange(f"{stream}:dead")]
 
 
 async def test_entries_added_with_plain_xadd_are_events_too(

@@ -9,6 +9,7 @@ an entry stays the consumer's until acknowledged; entries a consumer has not ren
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,9 +36,14 @@ class Delivery:
 
 
 class Broker(Protocol):
-    async def put(self, raws: list[bytes], token: str | None, *, max_depth: int) -> None:
-        """Append events, all or none; `QueueFull` when depth would pass `max_depth`,
-        `QueueUnavailable` when the broker cannot be reached."""
+    async def put(
+        self, events: Sequence[tuple[str, bytes]], token: str | None, *, max_depth: int,
+        reserve: int = 0,
+    ) -> int:  # fmt: skip
+        """Append events `(id, JSON)`, all or none, in one call, skipping each id it accepted
+        in its dedupe window (and repeats within the call); how many it added. `QueueFull`
+        when the new events plus `reserve` would take the depth past `max_depth`,
+        `QueueUnavailable` when the broker cannot be reached (the call may have landed)."""
 
     async def read(self, consumer: str, count: int, *, wait: float) -> list[Delivery]:
         """Up to `count` new entries for `consumer`, waiting up to `wait` seconds for one."""

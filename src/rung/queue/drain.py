@@ -6,10 +6,15 @@
 
 Each round: take entries a dead drain left behind (idle past `claim_idle`), else read up
 to a batch of new ones (waiting at most `max_wait` to fill it); pace; write the batch;
-acknowledge what was written, only after the sink's commit. Entries that failed on their
-own stay queued and come back after `claim_idle`; on their `max_deliveries`-th failure
-they go to the dead letters with the error. While a batch is being written its entries
-are renewed, so a slow batch is never taken by another drain.
+acknowledge what was written, only after the sink's commit. While a batch is being written
+its entries are renewed, so a slow batch is never taken by another drain.
+
+A write that fails is classified (`rung.queue.faults`): an outage is waited out with the
+batch held, a growing pause between tries; an error that points at the data splits the
+batch in halves until the bad rows are alone and the rest is written; any other error is
+tried again as a whole `BATCH_TRIES` times, then split. A row that fails on its own stays
+queued and comes back after `claim_idle`; on its `max_deliveries`-th failure it goes to
+the dead letters with the error.
 """
 
 from __future__ import annotations
@@ -25,16 +30,19 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rung._aio import wait_set
+from rung._options import count, seconds
 from rung.db import lsn
-from rung.errors import QueueUnavailable
+from rung.errors import QueueError, QueueUnavailable
 from rung.queue.broker import Delivery
+from rung.queue.faults import BATCH_TRIES, Backoff, Fault, classify
 from rung.queue.pacing import Pacer
 from rung.queue.queue import Queue
-from rung.queue.sinks import Sink
+from rung.queue.sinks import Failures, Sink
 
 log = logging.getLogger("rung.drain")
 
 _FORGET_EVERY = 30.0  # seconds between sweeps of consumers that left nothing behind
+_PAUSE_FIRST, _PAUSE_MOST = 0.05, 2.0  # seconds between tries of a failed batch
 
 
 @dataclass(slots=True)
@@ -43,7 +51,9 @@ class DrainStats:
     batches: int = 0
     failed: int = 0  # entry failures (each retry counts)
     dead: int = 0  # entries moved to the dead letters
-    batch_failures: int = 0  # batches that failed as a whole (nothing acknowledged)
+    batch_failures: int = 0  # writes that failed as a whole (each try counts)
+    outages: int = 0  # of those, the ones waited out (the database could not take them)
+    splits: int = 0  # batches split in halves to isolate the rows that fail
     reclaimed: int = 0  # entries taken over after `claim_idle`
 
 
@@ -54,7 +64,8 @@ class Drain:
     for a batch to fill; `max_rate` rows/s at most (None: as fast as the sink goes);
     `target_latency` seconds turns on AIMD pacing on the batch's commit time;
     `max_deliveries` failures before an entry is a dead letter; `claim_idle` seconds after
-    which another drain takes over a silent drain's entries.
+    which another drain takes over a silent drain's entries (at most the queue's
+    `dedupe_window`). Each is checked here: a bad value is a `ValueError` naming it.
     """
 
     def __init__(
@@ -69,28 +80,33 @@ class Drain:
         max_deliveries: int = 5,
         claim_idle: float = 5.0,
     ) -> None:
-        if batch_size < 1 or max_deliveries < 1:
-            raise ValueError("batch_size and max_deliveries must be >= 1")
-        if max_wait <= 0 or claim_idle <= 0:
-            raise ValueError("max_wait and claim_idle must be > 0 seconds")
+        self.batch_size = count("batch_size", batch_size, least=1, most=100_000)
+        self.max_wait = seconds("max_wait", max_wait, positive=True, most=3600.0)
+        self.max_deliveries = count("max_deliveries", max_deliveries, least=1)
+        self.claim_idle = seconds("claim_idle", claim_idle, positive=True)
+        if self.claim_idle > queue.dedupe_window:
+            raise ValueError(
+                f"claim_idle must be at most the queue's dedupe_window "
+                f"({queue.dedupe_window:g} s), not {claim_idle!r}"
+            )
         self.queue = queue
         self.sink = sink
-        self.batch_size = batch_size
-        self.max_wait = max_wait
-        self.max_deliveries = max_deliveries
-        self.claim_idle = claim_idle
         self.pacer = Pacer(max_rate=max_rate, target_latency=target_latency,
-                           batch_size=batch_size)  # fmt: skip
+                           batch_size=self.batch_size)  # fmt: skip
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self._stats = DrainStats()
         self._stopping = asyncio.Event()
+        self._backoff = Backoff(first=_PAUSE_FIRST, most=_PAUSE_MOST)
 
     def stop(self) -> None:
-        """Finish the batch in flight (write, acknowledge), then return from `run()`."""
+        """Finish the batch in flight (write, acknowledge), then return from `run()`. A batch
+        that is waiting out an outage is left unacknowledged: it comes back after
+        `claim_idle`."""
         self._stopping.set()
 
     def stats(self) -> dict[str, Any]:
-        """written, batches, failed, dead, batch_failures, reclaimed, and the pacer's rate."""
+        """written, batches, failed, dead, batch_failures, outages, splits, reclaimed, and
+        the pacer's rate."""
         return {**asdict(self._stats), "rate": self.pacer.rate}
 
     async def run(self) -> None:
@@ -98,7 +114,7 @@ class Drain:
         (nothing is acknowledged meanwhile), not raised."""
         broker = self.queue.broker
         next_reclaim = next_forget = 0.0
-        backoff = 0.0
+        backoff = Backoff(first=0.05, most=1.0)
         while not self._stopping.is_set():
             try:
                 now = time.monotonic()
@@ -116,11 +132,11 @@ class Drain:
                     batch = await self._collect()
                 if batch:
                     await self._handle(batch)
-                backoff = 0.0
-            except QueueUnavailable as e:
-                backoff = min(1.0, backoff * 2 or 0.05)
-                log.warning("queue unreachable, retrying in %.2fs: %s", backoff, e)
-                await self._pause(backoff)
+                backoff.reset()
+            except QueueError as e:  # unreachable, or (rarely) a command it refused
+                pause = backoff.next()
+                log.warning("the queue failed, retrying in %.2fs: %s", pause, e)
+                await self._pause(pause)
 
     async def _collect(self) -> list[Delivery]:
         """New entries: as many as are there up to a batch, else wait up to `max_wait`
@@ -143,21 +159,13 @@ class Drain:
         await self.pacer.wait(len(batch))
         written = asyncio.Event()
         renewing = asyncio.create_task(self._renew([d.ref for d in batch], written))
-        started = time.monotonic()
         try:
-            failures = await self._write(batch)
-        except (QueueUnavailable, asyncio.CancelledError):
-            raise
-        except Exception as e:  # the whole batch: nothing acknowledged, it comes back
-            self._stats.batch_failures += 1
-            self.pacer.failed()
-            log.warning("a batch of %d failed as a whole, retried later: %r", len(batch), e)
-            await self._pause(min(1.0, self.claim_idle / 2))
-            return
+            failures = await self._write_until_done(batch)
         finally:
             written.set()  # the renewer stops between renewals, never inside a Redis call
             await renewing
-        self.pacer.observe(time.monotonic() - started)
+        if failures is None:  # stopped while the batch kept failing: nothing acknowledged
+            return
         self._stats.batches += 1
         done = [d.ref for i, d in enumerate(batch) if i not in failures]
         dead = [(batch[i], error) for i, error in failures.items()
@@ -168,7 +176,68 @@ class Drain:
         self._stats.failed += len(failures)
         self._stats.dead += len(dead)
 
-    async def _write(self, batch: list[Delivery]) -> dict[int, str]:
+    async def _write_until_done(self, batch: list[Delivery]) -> Failures | None:
+        """Write `batch` until the sink takes it: the rows that failed on their own, or
+        None when `stop()` came while it kept failing as a whole (see the module
+        docstring). The batch stays this drain's all along: its entries are renewed, and
+        a try that fails counts no delivery."""
+        tries = 0  # whole-batch failures that neither an outage nor a row explains
+        error: Exception | None = None  # the last failure that was not an outage
+        while True:
+            started = time.monotonic()
+            try:
+                if error is not None and tries >= BATCH_TRIES:
+                    failures = await self._split(batch, 0, error)
+                else:
+                    failures = await self._write(batch)
+            except (QueueUnavailable, asyncio.CancelledError):
+                raise
+            except Exception as e:
+                fault = classify(e)
+                self._stats.batch_failures += 1
+                if fault is Fault.OUTAGE:
+                    self._stats.outages += 1
+                    self.pacer.failed()  # the database is down or overloaded: slow down
+                else:
+                    error = e
+                    tries = BATCH_TRIES if fault is Fault.ROWS else tries + 1
+                    if tries >= BATCH_TRIES:
+                        continue  # split at once: the halves write what they can
+                pause = self._backoff.next()
+                log.warning("a batch of %d failed (%s: %r); trying again in %.2fs",
+                            len(batch), fault.value, e, pause)  # fmt: skip
+                if await wait_set(self._stopping, pause):
+                    return None
+                continue
+            self._backoff.reset()
+            self.pacer.observe(time.monotonic() - started)
+            return failures
+
+    async def _split(self, batch: list[Delivery], offset: int, error: Exception) -> Failures:
+        """`batch` failed with `error`: write its halves, and the halves of halves that
+        fail, down to the rows that fail alone; those rows (by index + `offset`) with their
+        errors. An outage met on the way is raised, and the batch is tried again (what
+        was written is skipped by the sink's key)."""
+        if len(batch) == 1:
+            return {offset: f"{type(error).__name__}: {error}"}
+        self._stats.splits += 1
+        half = len(batch) // 2
+        failed = await self._isolate(batch[:half], offset)
+        failed.update(await self._isolate(batch[half:], offset + half))
+        return failed
+
+    async def _isolate(self, batch: list[Delivery], offset: int) -> Failures:
+        try:
+            failures = await self._write(batch)
+        except (QueueUnavailable, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            if classify(e) is Fault.OUTAGE:
+                raise
+            return await self._split(batch, offset, e)
+        return {offset + i: reason for i, reason in failures.items()}
+
+    async def _write(self, batch: list[Delivery]) -> Failures:
         db = self.queue.db
         token = None
         for d in batch:
@@ -181,7 +250,7 @@ class Drain:
     async def _renew(self, refs: list[str], written: asyncio.Event) -> None:
         """Keep the batch ours while it is written (a slow commit is not a dead drain)."""
         while not await wait_set(written, self.claim_idle / 3):
-            with contextlib.suppress(QueueUnavailable):
+            with contextlib.suppress(QueueError):  # best effort: the next one may get through
                 await self.queue.broker.renew(self.consumer, refs)
 
     async def _pause(self, seconds: float) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from rung._options import rate, seconds
+
 DECREASE = 0.5  # the rate is multiplied by this after a slow or failed batch
 FLOOR = 10.0  # rows/s: the adaptive rate never goes below this
 
@@ -26,10 +28,10 @@ class Pacer:
     def __init__(
         self, *, max_rate: float | None, target_latency: float | None, batch_size: int
     ) -> None:
-        if max_rate is not None and max_rate <= 0:
-            raise ValueError("max_rate must be > 0 rows/s (or None)")
-        if target_latency is not None and target_latency <= 0:
-            raise ValueError("target_latency must be > 0 seconds (or None)")
+        if max_rate is not None:
+            max_rate = rate("max_rate", max_rate)
+        if target_latency is not None:
+            target_latency = seconds("target_latency", target_latency, positive=True)
         self.max_rate = max_rate
         self.target_latency = target_latency
         self._step = max(1.0, batch_size / 10)

@@ -4,20 +4,23 @@
     event_id = await queue.put({"link_id": 7, "clicked_at": "2026-11-26T10:00:00Z"})
 
 `put` is one round trip: a Lua script checks the depth and appends, all or nothing. An
-event gets an `id` (a UUIDv7) when it has none; the sink writes each id once. Past
+event gets an `id` (a UUIDv7) when it has none; the sink writes each id once. Puts are
+idempotent by id: an id accepted in the last `dedupe_window` seconds is not added again, so
+a put that failed (`QueueUnavailable` carries the ids) can be repeated with its ids. Past
 `max_depth` unacknowledged events `put` raises `QueueFull` (answer 503 with Retry-After);
-nothing accepted is ever trimmed. With `db`, each event carries the producer's
-consistency token, and the drain's sink runs under it.
+nothing accepted is ever trimmed. With `db`, each event carries the producer's consistency
+token, and the drain's sink runs under it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from rung.errors import QueueError
+from rung._options import count, seconds
+from rung.errors import QueueError, QueueUnavailable
 from rung.queue.broker import Broker
 from rung.queue.ids import new_id
 from rung.queue.streams import RedisStreams
@@ -25,13 +28,23 @@ from rung.queue.streams import RedisStreams
 if TYPE_CHECKING:
     from rung.db import Database
 
+# One put call carries at most this much, so that Redis runs it in a few milliseconds and
+# no call can outlive the timeout: 400,000 events in one script took seconds, the client
+# gave up, and Redis added them all anyway.
+CHUNK_EVENTS = 1000
+CHUNK_BYTES = 512 * 1024
+
+Encoded = tuple[str, bytes]  # the event's id, its JSON
+
 
 class Queue:
     """A queue of events on the durable Redis (see the module docstring).
 
     Keyword-only: `stream` names it; `max_depth` bounds what is accepted and not yet
     acknowledged; `db` lends each event this context's consistency token; `timeout`
-    (seconds) bounds each call to Redis, so `put` fails fast with `QueueUnavailable`.
+    (seconds) bounds each call to Redis, so `put` fails fast with `QueueUnavailable`;
+    `dedupe_window` (seconds) is how long an accepted id is remembered: a put of that id
+    adds nothing within it (it costs about 130 bytes of Redis memory per event).
     """
 
     def __init__(
@@ -42,17 +55,20 @@ class Queue:
         max_depth: int = 1_000_000,
         db: Database | None = None,
         timeout: float = 1.0,
+        dedupe_window: float = 60.0,
     ) -> None:
-        if max_depth < 1 or timeout <= 0:
-            raise ValueError("max_depth must be >= 1 and timeout > 0")
+        self.max_depth = count("max_depth", max_depth, least=1)
+        self.timeout = seconds("timeout", timeout, positive=True, most=3600.0)
+        self.dedupe_window = seconds("dedupe_window", dedupe_window, positive=True)
         if not stream:
             raise ValueError("stream must be a non-empty name")
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"unsupported queue URL {url!r}: rung speaks Redis Streams")
         self.stream = stream
-        self.max_depth = max_depth
         self.db = db
-        self.broker: Broker = RedisStreams(url, stream, timeout=timeout)
+        self.broker: Broker = RedisStreams(
+            url, stream, timeout=self.timeout, window=self.dedupe_window
+        )
 
     async def close(self) -> None:
         await self.broker.close()
@@ -64,18 +80,66 @@ class Queue:
         await self.close()
 
     async def put(self, event: Mapping[str, Any]) -> str:
-        """Accept one event; its id. `QueueFull` past `max_depth`, `QueueUnavailable` when
-        Redis cannot be reached."""
-        event_id, raw = _encode(event)
-        await self.broker.put([raw], self._token(), max_depth=self.max_depth)
-        return event_id
+        """Accept one event; its id. Nothing is added when that id was accepted in the last
+        `dedupe_window` seconds.
+
+        - `QueueFull`: not accepted (past `max_depth`, or Redis is out of memory).
+        - `QueueUnavailable`: Redis did not answer within `timeout`; the event may have
+          landed. `e.ids == [its id]`: put it again with that id (`{**event, "id": e.ids[0]}`)
+          and it is in the queue once.
+        - `QueueError`: not accepted (not a mapping, not JSON, or Redis refused the call).
+        """
+        encoded = _encode(event)
+        try:
+            await self.broker.put([encoded], self._token(), max_depth=self.max_depth)
+        except QueueUnavailable as e:
+            e.ids = [encoded[0]]
+            raise
+        return encoded[0]
 
     async def put_many(self, events: Iterable[Mapping[str, Any]]) -> list[str]:
-        """Accept several events in one round trip, all or none; their ids."""
+        """Accept several events; their ids, in order. In one round trip up to
+        `CHUNK_EVENTS` events (`CHUNK_BYTES`); a bigger call goes in chunks, in order, each
+        its own bounded call. What the caller knows after each exception:
+
+        - `QueueError` (not a mapping, not JSON): raised before anything is sent; nothing
+          is accepted. The same when Redis refuses the first chunk.
+        - `QueueFull`: nothing is accepted. The first chunk checks the room for the whole
+          call (later chunks do not check again), so a call is never cut by `max_depth`.
+        - `QueueUnavailable`: `e.ids` are the ids of the last `len(e.ids)` events, in
+          order; every event before them is accepted. Of `e.ids`, the first chunk's
+          (at most `CHUNK_EVENTS`) may have landed and the rest were not sent. Putting
+          those events again with these ids adds each once:
+
+              rest = events[len(events) - len(e.ids):]
+              await queue.put_many([{**ev, "id": i} for ev, i in zip(rest, e.ids)])
+
+          A failure of any kind after a first chunk was accepted is raised as
+          `QueueUnavailable` too (the original is its `__cause__`), so that these ids are
+          never lost.
+        """
         encoded = [_encode(e) for e in events]
-        if encoded:
-            raws = [raw for _, raw in encoded]
-            await self.broker.put(raws, self._token(), max_depth=self.max_depth)
+        chunks = list(_chunks(encoded))
+        token = self._token()
+        done = 0
+        for i, chunk in enumerate(chunks):
+            later = len(encoded) - done - len(chunk)
+            try:
+                # The first chunk reserves room for the whole call; later ones go in
+                # regardless, so QueueFull always means "none of these".
+                depth = self.max_depth if i == 0 else _NO_LIMIT
+                await self.broker.put(chunk, token, max_depth=depth, reserve=later if i == 0 else 0)
+            except QueueUnavailable as e:
+                e.ids = [event_id for event_id, _ in encoded[done:]]
+                raise
+            except QueueError as e:
+                if i == 0:
+                    raise
+                raise QueueUnavailable(
+                    f"accepted the first {done} of {len(encoded)} events, then: {e}",
+                    ids=[event_id for event_id, _ in encoded[done:]],
+                ) from e
+            done += len(chunk)
         return [event_id for event_id, _ in encoded]
 
     async def stats(self) -> dict[str, Any]:
@@ -93,7 +157,24 @@ class Queue:
         return self.db.token() if self.db is not None else None
 
 
-def _encode(event: Mapping[str, Any]) -> tuple[str, bytes]:
+_NO_LIMIT = 2**53  # a depth no stream reaches (and Lua's numbers hold exactly)
+
+
+def _chunks(encoded: Sequence[Encoded]) -> Iterator[list[Encoded]]:
+    """Runs of at most CHUNK_EVENTS events and CHUNK_BYTES (at least one event each)."""
+    chunk: list[Encoded] = []
+    size = 0
+    for item in encoded:
+        if chunk and (len(chunk) == CHUNK_EVENTS or size + len(item[1]) > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(item)
+        size += len(item[1])
+    if chunk:
+        yield chunk
+
+
+def _encode(event: Mapping[str, Any]) -> Encoded:
     if not isinstance(event, Mapping):
         raise QueueError(f"an event is a mapping of field names to values, not {type(event)}")
     event_id = event.get("id")

@@ -1,10 +1,11 @@
 """Where a drain writes: a PostgreSQL table (`TableSink`) or any async handler
 (`HandlerSink`).
 
-A sink writes a batch and answers which entries failed on their own (a bad row, a
-handler that raised): those stay queued, are retried, and after `max_deliveries` go to the
-dead letters. It raises when the whole batch failed (the database is down): then nothing
-is acknowledged and the batch comes back later.
+A sink writes a batch and answers which entries failed on their own (a handler that
+raised): those stay queued, are retried, and after `max_deliveries` go to the dead letters.
+It raises when the batch failed as a whole; the drain then decides, by the error
+(`rung.queue.faults`), whether to wait and write it again (the database is down) or to
+split it until the rows that fail are alone (a bad row).
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-import asyncpg
-
+from rung._options import count
 from rung.db import Database
 from rung.queue.broker import Delivery
 
@@ -26,22 +26,19 @@ class Sink(Protocol):
         """Write `batch`; return the entries that failed on their own."""
 
 
-# SQLSTATE classes that a single row causes: 22 data exception (a value that does not fit
-# its column), 23 integrity constraint violation (NOT NULL, CHECK, FOREIGN KEY, ...).
-_ROW_ERRORS = ("22", "23")
-
-
 class TableSink:
     """Writes events as rows of a PostgreSQL table, each batch in one transaction: COPY into
     a staging table, then `INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING`. An event
-    delivered twice (a drain died between commit and ack) is written once.
+    delivered twice (a drain died between commit and ack) is written once, and so is a
+    batch written again after a failure.
 
         sink = rung.TableSink(db, table="clicks", columns=("id", "link_id", "clicked_at"), key="id")
 
     Event fields map to columns by name and PostgreSQL converts them to the column types
     (`json_populate_record`): an ISO timestamp string fills a timestamptz, a UUID string a
-    uuid. Fields that are not in `columns` are ignored. A batch that fails on a row is split
-    in halves until the bad rows are alone; the rest is committed.
+    uuid. Fields that are not in `columns` are ignored. A batch that fails raises the
+    driver's error, unchanged, for the drain to classify; each statement is bounded by the
+    Database's `statement_timeout`.
     """
 
     def __init__(self, db: Database, *, table: str, columns: Sequence[str], key: str) -> None:
@@ -63,28 +60,15 @@ class TableSink:
 
     async def write(self, batch: Sequence[Delivery]) -> Failures:
         await self.db.open()  # a factory need not have opened it (open is idempotent)
-        return await self._isolate(batch, 0)
-
-    async def _isolate(self, batch: Sequence[Delivery], offset: int) -> Failures:
-        try:
-            await self._copy(batch)
-        except asyncpg.PostgresError as e:
-            if not (e.sqlstate or "").startswith(_ROW_ERRORS):
-                raise
-            if len(batch) == 1:
-                return {offset: f"{type(e).__name__}: {e}"}
-            half = len(batch) // 2
-            failed = await self._isolate(batch[:half], offset)
-            failed.update(await self._isolate(batch[half:], offset + half))
-            return failed
-        return {}
-
-    async def _copy(self, batch: Sequence[Delivery]) -> None:
+        bound = self.db.statement_timeout  # the block's statements are ours to bound
         async with self.db.transaction() as conn:
-            await conn.execute(self._create)
+            await conn.execute(self._create, timeout=bound)
             records = [(d.raw.decode(),) for d in batch]
-            await conn.copy_records_to_table(self._stage, records=records, columns=["doc"])
-            await conn.execute(self._insert)
+            await conn.copy_records_to_table(
+                self._stage, records=records, columns=["doc"], timeout=bound
+            )
+            await conn.execute(self._insert, timeout=bound)
+        return {}
 
 
 class HandlerSink:
@@ -100,10 +84,8 @@ class HandlerSink:
     def __init__(
         self, handler: Callable[[dict[str, Any]], Awaitable[object]], *, concurrency: int = 10
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
         self.handler = handler
-        self.concurrency = concurrency
+        self.concurrency = count("concurrency", concurrency, least=1)
 
     async def write(self, batch: Sequence[Delivery]) -> Failures:
         slots = asyncio.Semaphore(self.concurrency)

@@ -4,36 +4,56 @@ Layout: the stream `<stream>` holds entries `e` (the event's JSON) and, when the
 had one, `t` (its consistency token); the group `rung` drains it; `<stream>:dead` holds
 dead letters with `error`, `deliveries` and the original `ref`. An entry is deleted once
 acknowledged (XACK + XDEL in one script), so the stream's length is the depth: accepted,
-not yet acknowledged. Nothing is ever trimmed.
+not yet acknowledged. Nothing is ever trimmed. `<stream>:id:<event id>` marks an id the
+put script accepted, for `window` seconds, so a put repeated with the same id adds nothing.
+
+Every call goes through `rung._redis.Store`: bounded in total by `timeout`, mapped to
+`QueueUnavailable` (Redis cannot serve) or `QueueError` (Redis refused what it was given),
+and retried once inside the bound only where running it twice is harmless.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError
 
-from rung.errors import QueueFull, QueueUnavailable
+from rung._redis import Store
+from rung.errors import QueueError, QueueFull, QueueUnavailable
 from rung.queue.broker import Delivery
 
 GROUP = "rung"
 
-# KEYS: stream   ARGV: max_depth, token ('' none), raw...
+# KEYS: stream, then one id marker per event   ARGV: max_depth, token ('' none), window_ms,
+# reserve, then one event (JSON) per marker, in the same order.
+# Adds each event whose marker is absent (and whose id did not come earlier in this call),
+# and sets its marker for window_ms. Adds nothing and returns -1 when the new events plus `reserve`
+# (events a caller will put next, in later calls) would take the stream past max_depth;
+# else returns how many it added.
 _PUT = """
-local n = #ARGV - 2
-if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then return -1 end
-for i = 3, #ARGV do
-  if ARGV[2] == '' then
-    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i])
-  else
-    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i], 't', ARGV[2])
+local new, seen = {}, {}
+for i = 2, #KEYS do
+  local marker = KEYS[i]
+  if not seen[marker] then
+    seen[marker] = true
+    if redis.call('EXISTS', marker) == 0 then new[#new + 1] = i end
   end
 end
-return n
+local wanted = #new + tonumber(ARGV[4])
+if wanted > 0 and redis.call('XLEN', KEYS[1]) + wanted > tonumber(ARGV[1]) then return -1 end
+for _, i in ipairs(new) do
+  if ARGV[2] == '' then
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 3])
+  else
+    redis.call('XADD', KEYS[1], '*', 'e', ARGV[i + 3], 't', ARGV[2])
+  end
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[3])
+end
+return #new
 """
 
 # KEYS: stream   ARGV: group, ref...
@@ -87,46 +107,56 @@ return out
 
 
 class RedisStreams:
-    """`Broker` on Redis Streams (see the module docstring)."""
+    """`Broker` on Redis Streams (see the module docstring). `window` seconds: how long an
+    accepted id is remembered."""
 
-    def __init__(self, url: str, stream: str, *, timeout: float) -> None:
+    def __init__(self, url: str, stream: str, *, timeout: float, window: float) -> None:
         self.stream = stream
         self.dead = f"{stream}:dead"
         self._timeout = timeout
-        # One retry, at once: a pooled connection may be stale after a Redis restart. A
-        # retried put may add an event twice; its id makes the sink write it once.
-        self._redis = Redis.from_url(url, retry=Retry(NoBackoff(), 1), socket_timeout=timeout,
-                                     socket_connect_timeout=timeout)  # fmt: skip
-        self._put = self._redis.register_script(_PUT)
-        self._ack = self._redis.register_script(_ACK)
-        self._bury = self._redis.register_script(_BURY)
-        self._replay = self._redis.register_script(_REPLAY)
-        self._reclaim = self._redis.register_script(_RECLAIM)
+        self._window_ms = max(1, round(window * 1000))
+        self._store = Store(url, timeout=timeout, unavailable=QueueUnavailable,
+                            rejected=QueueError)  # fmt: skip
+        redis = self._store.redis
+        self._put = redis.register_script(_PUT)
+        self._ack = redis.register_script(_ACK)
+        self._bury = redis.register_script(_BURY)
+        self._replay = redis.register_script(_REPLAY)
+        self._reclaim = redis.register_script(_RECLAIM)
         self._group_ready = False
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._store.close()
 
-    async def put(self, raws: list[bytes], token: str | None, *, max_depth: int) -> None:
+    async def put(
+        self, events: Sequence[tuple[str, bytes]], token: str | None, *, max_depth: int,
+        reserve: int = 0,
+    ) -> int:  # fmt: skip
+        keys = [self.stream, *(f"{self.stream}:id:{event_id}" for event_id, _ in events)]
+        args: list[Any] = [max_depth, token or "", self._window_ms, reserve]
+        args += [raw for _, raw in events]
         try:
-            added = await self._put(keys=[self.stream], args=[max_depth, token or "", *raws])
-        except ResponseError as e:
-            if str(e).startswith("OOM"):  # noeviction and maxmemory reached: full, not down
-                raise QueueFull(f"the queue Redis is out of memory: {e}") from e
-            raise self._unavailable(e) from e
-        except RedisError as e:
-            raise self._unavailable(e) from e
+            # Idempotent by id: a script that ran before its connection broke added its
+            # events and their markers, so running it again adds nothing.
+            added: int = await self._store.run(
+                lambda r: self._put(keys=keys, args=args, client=r), idempotent=True
+            )
+        except QueueUnavailable as e:
+            if _out_of_memory(e.__cause__):  # noeviction and maxmemory reached: full, not down
+                raise QueueFull(f"the queue Redis is out of memory: {e.__cause__}") from e.__cause__
+            raise
         if added < 0:
             raise QueueFull(
                 f"stream {self.stream!r} holds {max_depth} or more unacknowledged events "
                 f"(max_depth={max_depth}); retry later"
             )
+        return added
 
     async def read(self, consumer: str, count: int, *, wait: float) -> list[Delivery]:
         await self._ensure_group()
         block = max(1, round(min(wait, self._timeout / 2) * 1000))
         reply = await self._call(
-            self._redis.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block)
+            lambda r: r.xreadgroup(GROUP, consumer, {self.stream: ">"}, count=count, block=block)
         )
         if not reply:
             return []
@@ -135,20 +165,23 @@ class RedisStreams:
 
     async def reclaim(self, consumer: str, *, idle: float, count: int) -> list[Delivery]:
         await self._ensure_group()
-        reply = await self._call(
-            self._reclaim(keys=[self.stream], args=[GROUP, consumer, round(idle * 1000), count])
-        )
+        args: list[Any] = [GROUP, consumer, round(idle * 1000), count]
+        reply = await self._call(lambda r: self._reclaim(keys=[self.stream], args=args, client=r))
         return [_delivery(ref, _pairs(fields), int(n)) for ref, fields, n in reply]
 
     async def renew(self, consumer: str, refs: list[str]) -> None:
-        if refs:
+        if refs:  # JUSTID: resets the idle time without counting a delivery
             await self._call(
-                self._redis.xclaim(self.stream, GROUP, consumer, 0, list[Any](refs), justid=True)
+                lambda r: r.xclaim(self.stream, GROUP, consumer, 0, list[Any](refs), justid=True),
+                idempotent=True,
             )
 
     async def ack(self, refs: list[str]) -> None:
         if refs:
-            await self._call(self._ack(keys=[self.stream], args=[GROUP, *refs]))
+            args = [GROUP, *refs]
+            await self._call(
+                lambda r: self._ack(keys=[self.stream], args=args, client=r), idempotent=True
+            )
 
     async def bury(self, dead: list[tuple[Delivery, str]]) -> None:
         if not dead:
@@ -156,37 +189,42 @@ class RedisStreams:
         args: list[Any] = [GROUP]
         for d, error in dead:
             args += [d.ref, d.raw, d.token or "", error, d.deliveries]
-        await self._call(self._bury(keys=[self.stream, self.dead], args=args))
+        await self._call(lambda r: self._bury(keys=[self.stream, self.dead], args=args, client=r))
 
     async def replay_dead(self) -> int:
         moved = 0
+        keys = [self.stream, self.dead]
         while True:
-            n: int = await self._call(self._replay(keys=[self.stream, self.dead], args=[500]))
+            n: int = await self._call(lambda r: self._replay(keys=keys, args=[500], client=r))
             moved += n
             if n < 500:
                 return moved
 
     async def forget(self, *, idle: float) -> None:
-        consumers = await self._call(self._redis.xinfo_consumers(self.stream, GROUP))
+        consumers = await self._call(
+            lambda r: r.xinfo_consumers(self.stream, GROUP), idempotent=True
+        )
         for c in consumers:
             if c["pending"] == 0 and c["idle"] >= idle * 1000:
-                await self._call(self._redis.xgroup_delconsumer(self.stream, GROUP, c["name"]))
+                await self._call(functools.partial(_delconsumer, self.stream, c["name"]),
+                                 idempotent=True)  # fmt: skip
 
     async def stats(self) -> dict[str, Any]:
         """depth, pending, lag, oldest_age_s, dead (see `rung.Queue.stats`)."""
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xlen(self.stream)
-        pipe.xlen(self.dead)
-        pipe.xrange(self.stream, count=1)
-        pipe.time()
-        pipe.xinfo_groups(self.stream)
-        try:
-            depth, dead, first, now, groups = await pipe.execute(raise_on_error=False)
-        except RedisError as e:
-            raise self._unavailable(e) from e
+
+        async def read(r: Redis) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.xlen(self.stream)
+            pipe.xlen(self.dead)
+            pipe.xrange(self.stream, count=1)
+            pipe.time()
+            pipe.xinfo_groups(self.stream)
+            return await pipe.execute(raise_on_error=False)
+
+        depth, dead, first, now, groups = await self._store.run(read, idempotent=True)
         for value in (depth, dead, first, now):
-            if isinstance(value, Exception):
-                raise self._unavailable(value) from value
+            if isinstance(value, RedisError):
+                raise self._store.error(value) from value
         group = {} if isinstance(groups, Exception) else _group(groups)  # no stream yet
         pending = group.get("pending", 0)
         lag = group.get("lag")
@@ -210,24 +248,35 @@ class RedisStreams:
         if self._group_ready:
             return
         try:
-            await self._redis.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise self._unavailable(e) from e
-        except RedisError as e:
-            raise self._unavailable(e) from e
+            await self._store.run(
+                lambda r: r.xgroup_create(self.stream, GROUP, id="0", mkstream=True),
+                idempotent=True,
+            )
+        except QueueError as e:
+            if "BUSYGROUP" not in str(e):  # the group is there already
+                raise
         self._group_ready = True
 
-    async def _call(self, aw: Any) -> Any:
+    async def _call(
+        self, call: Callable[[Redis], Awaitable[Any]], *, idempotent: bool = False
+    ) -> Any:
+        """`call` through the store. NOGROUP (the stream was deleted behind our back) is
+        waited out like an outage: the group is made again on the next call."""
         try:
-            return await aw
-        except RedisError as e:
-            if "NOGROUP" in str(e):  # the stream was deleted behind our back: make it again
-                self._group_ready = False
-            raise self._unavailable(e) from e
+            return await self._store.run(call, idempotent=idempotent)
+        except QueueError as e:
+            if "NOGROUP" not in str(e.__cause__):
+                raise
+            self._group_ready = False
+            raise QueueUnavailable(f"the queue's consumer group is gone: {e.__cause__}") from e
 
-    def _unavailable(self, error: Exception) -> QueueUnavailable:
-        return QueueUnavailable(f"the queue Redis cannot do it: {error}")
+
+async def _delconsumer(stream: str, name: str, r: Redis) -> Any:
+    return await r.xgroup_delconsumer(stream, GROUP, name)
+
+
+def _out_of_memory(error: BaseException | None) -> bool:
+    return isinstance(error, OutOfMemoryError) or str(error).startswith("OOM")
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
