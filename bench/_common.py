@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -46,6 +47,16 @@ def running_stack(*, replicas: int = 1) -> Iterator[Stack]:
         if own is not None:
             stack.down(purge=True)
             shutil.rmtree(own, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def frozen(stack: Stack, name: str) -> Iterator[None]:
+    """Component `name` SIGSTOPped (hung: sockets open, no answers) for the block."""
+    stack.signal(name, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        stack.signal(name, signal.SIGCONT)
 
 
 async def rate(op: Callable[[int], Awaitable[object]], *, tasks: int, seconds: float) -> float:

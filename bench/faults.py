@@ -7,6 +7,11 @@ configured to keep. The tests assert the outcomes; the times are measured here.
   + 0.1 s) and a read (bound: two statement timeouts + 0.1 s: it tries a second node).
 - replica1's backends blocked by a replayed ACCESS EXCLUSIVE lock while its health checks
   answer: reads (bound: two statement timeouts + 0.1 s), none may fail.
+- queue Redis SIGSTOPped: put, put_many (bench/_faults_queue.py; bound: the queue's
+  `timeout` + 0.1 s), and put_many of 400,000 events cut mid-way; then the same 400,000 on
+  a healthy Redis, each once.
+- queue Redis SIGSTOPped: session loads and saves (answered 503) and every Singleton call
+  (bench/_faults_state.py; bound: their `timeout`), and a held lead lost within `lease`.
 
     python bench/faults.py     # starts a throwaway stack (or set RUNG_DIR)
 """
@@ -16,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import _faults_queue
+import _faults_state
 import asyncpg
-from _common import report, running_stack
+from _common import frozen, report, running_stack
 
 import rung
 from rung.stack import Stack
@@ -43,15 +49,6 @@ async def worst(call: Callable[[], Awaitable[Any]], rounds: int = ROUNDS) -> flo
     return longest
 
 
-@contextlib.asynccontextmanager
-async def frozen(stack: Stack, name: str) -> AsyncIterator[None]:
-    stack.signal(name, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        stack.signal(name, signal.SIGCONT)
-
-
 async def cache_hung(stack: Stack, urls: dict[str, Any]) -> dict[str, float]:
     async def loader() -> str:
         return "from-db"
@@ -59,7 +56,7 @@ async def cache_hung(stack: Stack, urls: dict[str, Any]) -> dict[str, float]:
     out = {}
     async with rung.Cache(urls["cache_url"], namespace="faults", timeout=TIMEOUT) as cache:
         await cache.set("k", "v")
-        async with frozen(stack, "cache"):
+        with frozen(stack, "cache"):
             calls: dict[str, Callable[[], Awaitable[Any]]] = {
                 "get_or_load": lambda: cache.get_or_load("k", loader),
                 "get": lambda: cache.get("k"),
@@ -78,7 +75,7 @@ async def pgbouncer_hung(stack: Stack, urls: dict[str, Any]) -> dict[str, float]
         statement_timeout=TIMEOUT, acquire_timeout=TIMEOUT, min_size=2,
     ) as db:  # fmt: skip
         await db.fetchval("SELECT 1")
-        async with frozen(stack, "pgbouncer"):
+        with frozen(stack, "pgbouncer"):
             write = await worst(lambda: db.execute("SELECT 1", primary=True), rounds=3)
             read = await worst(lambda: db.fetchval("SELECT 1"), rounds=3)
     return {"pgbouncer_hung.write": write, "pgbouncer_hung.read": read}
@@ -133,7 +130,7 @@ async def main(stack: Stack) -> dict[str, Any]:
     for scenario in (cache_hung, pgbouncer_hung, replica_blocked):
         measured |= await scenario(stack, urls)
     out: dict[str, Any] = {}
-    for name, value in measured.items():
+    for name, value in measured.items():  # the database's and the cache's
         if name.endswith("failed_reads"):
             out[name] = value
             continue
@@ -141,6 +138,8 @@ async def main(stack: Stack) -> dict[str, Any]:
         out[f"{name}_worst_s"] = round(value, 3)
         out[f"{name}_bound_s"] = bound
         out[f"{name}_within"] = value <= bound
+    out |= {f"queue.{k}": v for k, v in (await _faults_queue.main(stack)).items()}
+    out |= await _faults_state.main(stack, urls["queue_url"])
     return out
 
 

@@ -14,20 +14,14 @@ against its configured timeout (the bound the tests do not assert).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import secrets
-import shutil
-import signal
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
-from _common import report
+from _common import frozen
 
 import rung
 from rung.stack import Stack
@@ -35,33 +29,6 @@ from rung.stack import Stack
 TIMEOUT = 1.0
 SLACK = 0.1  # the acceptance bound: timeout + 100 ms
 BIG = 400_000
-
-
-@contextlib.contextmanager
-def stack() -> Iterator[Stack]:
-    own = None
-    if os.environ.get("RUNG_DIR"):
-        s = Stack(os.environ["RUNG_DIR"])
-    else:
-        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
-        own.chmod(0o755)  # the unprivileged server user must reach it
-        s = Stack(own / "stack")
-        s.up(replicas=0)
-    try:
-        yield s
-    finally:
-        if own is not None:
-            s.down(purge=True)
-            shutil.rmtree(own, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def frozen(s: Stack) -> Iterator[None]:
-    s.signal("queue", signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        s.signal("queue", signal.SIGCONT)
 
 
 async def timed(op: Callable[[], Awaitable[object]]) -> tuple[float, str]:
@@ -81,7 +48,7 @@ async def frozen_puts(s: Stack, url: str) -> dict[str, Any]:
                           timeout=TIMEOUT) as queue:  # fmt: skip
         await asyncio.gather(*(queue.put({"n": i}) for i in range(16)))  # 16 pooled connections
         for _ in range(3):
-            with frozen(s):
+            with frozen(s, "queue"):
                 one = [await timed(lambda: queue.put({"n": 1})) for _ in range(5)]
                 many = await asyncio.gather(*(timed(lambda: queue.put({"n": 2}))
                                               for _ in range(16)))  # fmt: skip
@@ -105,7 +72,7 @@ async def cut_put_many(s: Stack, url: str) -> dict[str, Any]:
         putting = asyncio.create_task(queue.put_many([{"n": i} for i in range(BIG)]))
         while await r.xlen(stream) < 10_000:  # noqa: ASYNC110 (the state is in Redis)
             await asyncio.sleep(0.005)
-        with frozen(s):
+        with frozen(s, "queue"):
             began = time.perf_counter()
             try:
                 await putting
@@ -163,9 +130,3 @@ async def main(s: Stack) -> dict[str, Any]:
     out["frozen_worst_s"] = worst
     out["frozen_worst_within_bound"] = "yes" if worst <= TIMEOUT + SLACK else "NO"
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
-
-
-if __name__ == "__main__":
-    with stack() as s:
-        result = asyncio.run(main(s))
-    report(result, "s | count")

@@ -18,17 +18,13 @@ others are using.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
+import re
 import secrets
-import shutil
 import signal
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -47,23 +43,6 @@ LEASE = 1.0
 CONCURRENT = 100
 ROUNDS = 3
 SLACK = 0.1  # the goal: within the bound plus 100 ms
-
-
-@contextlib.contextmanager
-def running_stack() -> Iterator[Stack]:
-    """The stack RUNG_DIR names, else a throwaway one (taken down at the end)."""
-    if os.environ.get("RUNG_DIR"):
-        yield Stack(os.environ["RUNG_DIR"])
-        return
-    own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
-    own.chmod(0o755)  # the unprivileged server user must reach it
-    stack = Stack(own / "stack")
-    stack.up(replicas=0)
-    try:
-        yield stack
-    finally:
-        stack.down(purge=True)
-        shutil.rmtree(own, ignore_errors=True)
 
 
 async def timed(call: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
@@ -191,21 +170,18 @@ async def singleton(stack: Stack, url: str) -> tuple[list[Row], str]:
     return rows, after
 
 
-def main() -> None:
+async def main(stack: Stack, url: str) -> dict[str, Any]:
+    """Every row as `state.<call>_worst_s`, `_bound_s` and `_over` (calls past the bound
+    plus SLACK), and what each does after SIGCONT."""
     logging.getLogger("rung").setLevel(logging.ERROR)  # the expected "unreachable" warnings
-    with running_stack() as stack:
-        record = stack.running()
-        assert record is not None, "no running stack"
-        url = record.urls()["queue_url"]
-        session_rows, session_after = asyncio.run(sessions(stack, url))
-        singleton_rows, singleton_after = asyncio.run(singleton(stack, url))
-    print(f"against a SIGSTOPped queue Redis; 'over' counts calls above the bound + {SLACK}s")
-    print(f"{'call':<34}{'calls':>6}{'worst s':>9}{'bound':>8}{'over':>6}  outcome")
+    session_rows, session_after = await sessions(stack, url)
+    singleton_rows, singleton_after = await singleton(stack, url)
+    out: dict[str, Any] = {}
     for row in session_rows + singleton_rows:
-        print(row.line())
-    print(session_after)
-    print(singleton_after)
-
-
-if __name__ == "__main__":
-    main()
+        name = "state." + re.sub(r"[^a-z0-9]+", "_", row.what).strip("_")
+        out[f"{name}_worst_s"] = round(max(row.seconds), 3)
+        out[f"{name}_bound_s"] = row.bound
+        out[f"{name}_over"] = sum(t > row.bound + SLACK for t in row.seconds)
+    out["state.sessions_after_sigcont"] = session_after
+    out["state.singleton_after_sigcont"] = singleton_after
+    return out
