@@ -1,9 +1,6 @@
 """rung/_redis.py: every call bounded in total, no silent retry of what is not idempotent,
 and one map from redis-py's errors to a rung's own."""
 
-import socket
-from collections.abc import Iterator
-
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import (
@@ -22,20 +19,8 @@ def _store(url: str, timeout: float = 0.3) -> Store:
     return Store(url, timeout=timeout, unavailable=CacheUnavailable, rejected=CacheError)
 
 
-@pytest.fixture
-def silent_port() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers (a hung Redis)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    try:
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    finally:
-        server.close()
-
-
-async def test_a_hung_redis_is_unavailable_once_the_bound_passes(silent_port: str) -> None:
-    store = _store(silent_port)
+async def test_a_hung_redis_is_unavailable_once_the_bound_passes(blackhole: str) -> None:
+    store = _store(blackhole)
     try:
         with pytest.raises(CacheUnavailable, match=r"no answer within 0\.3s"):
             await store.run(lambda r: r.get("k"), idempotent=True)

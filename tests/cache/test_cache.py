@@ -4,8 +4,7 @@ commit, refills that observe the writer's token, tags, fail-open and the near ca
 import asyncio
 import random
 import secrets
-import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import pytest
@@ -368,18 +367,6 @@ async def test_a_redis_that_never_answers_costs_one_timeout_not_one_per_call(
         for _ in range(200):
             await cache.get_or_load("k", load)
         assert cache.stats()["errors"] - errors <= 2
-
-
-@pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers (a hung Redis)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(512)
-    try:
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
-    finally:
-        server.close()
 
 
 # --- the near cache --------------------------------------------------------------------------
