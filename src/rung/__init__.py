@@ -5,7 +5,10 @@
     cache = rung.Cache(cache_url, db=db)
 
 The names below are the public API; everything else may change between releases.
+`rung.web` (the ASGI glue, `pip install 'rung[web]'`) is imported on first use.
 """
+
+import importlib
 
 from rung.cache import Cache
 from rung.db import Database, Token
@@ -62,3 +65,9 @@ __all__ = [
     "Token",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    if name == "web":  # an extra's module: `import rung` needs none of its dependencies
+        return importlib.import_module("rung.web")
+    raise AttributeError(f"module 'rung' has no attribute {name!r}")
