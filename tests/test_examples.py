@@ -147,3 +147,21 @@ def test_the_db_docs_show_the_app_example_as_it_is() -> None:
     """docs/db.md copies examples/db_in_an_app.py inline: the copy is the file."""
     page = (EXAMPLES.parent / "docs" / "db.md").read_text()
     assert (EXAMPLES / "db_in_an_app.py").read_text().rstrip("\n") in page
+
+
+def test_web_two_instances_example_reads_its_write_through_the_other(
+    rung_stack: RungStack,
+) -> None:
+    done = _run([sys.executable, str(EXAMPLES / "web_two_instances.py")], rung_stack)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "A wrote, cookie set: True",
+        "B with the cookie: hello",
+        "B without it: None",
+        "B with a forged token: None 200",
+    ]
+
+
+def test_the_web_docs_show_the_example_as_it_is() -> None:
+    page = (EXAMPLES.parent / "docs" / "web.md").read_text()
+    assert (EXAMPLES / "web_two_instances.py").read_text().rstrip("\n") in page
