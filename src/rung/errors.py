@@ -108,6 +108,14 @@ class AfterCommitFailed(ExceptionGroup[Exception], DatabaseError):
     def __init__(self, errors: Sequence[Exception]) -> None:
         super().__init__(_after_commit_message(errors), errors)
 
+    # `except*` and `split()` build the parts with `derive`: keep them AfterCommitFailed,
+    # committed and rung errors. (typeshed types it generic over the exception type.)
+    def derive(self, excs: Sequence[Exception]) -> AfterCommitFailed:  # type: ignore[override]
+        return AfterCommitFailed(excs)
+
+    def __reduce__(self) -> tuple[type[AfterCommitFailed], tuple[list[Exception]]]:
+        return AfterCommitFailed, (list(self.exceptions),)  # copy and pickle
+
 
 def _after_commit_message(errors: Sequence[Exception]) -> str:
     return f"the transaction committed, but {len(errors)} after_commit callback(s) failed"

@@ -75,3 +75,13 @@ def test_jitter_shortens_ttls_by_up_to_the_fraction_and_spreads_them() -> None:
     ttls = [jittered(100.0, 0.1) for _ in range(1000)]
     assert all(90.0 <= t <= 100.0 for t in ttls)
     assert max(ttls) - min(ttls) > 8.0
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'["x",1,{},5]', b'[1e18,"d",{},5]', b'[1e18,1,{"t":5},5]', b"[true,1,{},5]",
+     b"[1e400,1,{},5]", b"[1,2,3]", b"garbage"],
+)  # fmt: skip
+def test_bytes_that_are_not_an_entry_decode_to_none(raw: bytes) -> None:
+    """Written behind rung's back: a miss, never a TypeError on the next read."""
+    assert decode(raw) is None

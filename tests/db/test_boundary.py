@@ -3,6 +3,7 @@ failures become rung errors or mark a node down; the caller's mistakes and the c
 exceptions pass through unchanged."""
 
 import asyncio
+import copy
 
 import asyncpg
 import pytest
@@ -185,3 +186,51 @@ def test_database_and_asyncpg_connections_are_executors() -> None:
     """rung.Executor covers what a repository function needs from either."""
     assert isinstance(rung.Database("postgresql://x@127.0.0.1:1/x"), rung.Executor)
     assert issubclass(asyncpg.Connection, rung.Executor)
+
+
+async def test_a_transaction_inside_primary_uses_its_connection(rung_stack: RungStack) -> None:
+    """With max_size=1 a second connection would never come (a PoolTimeout)."""
+    db = rung.Database(rung_stack.primary_url, max_size=1, acquire_timeout=0.5)
+    async with db, db.primary():
+        pid = await db.fetchval("SELECT pg_backend_pid()")
+        async with db.transaction() as conn:
+            assert await conn.fetchval("SELECT pg_backend_pid()") == pid
+            assert db.in_transaction()
+
+
+async def test_after_commit_callbacks_finish_when_the_caller_is_cancelled(
+    db: rung.Database, table: str
+) -> None:
+    """The commit happened: a cancellation of the caller while the callbacks run does not
+    cut them short (an invalidation skipped would leave a stale cache entry)."""
+    started, release = asyncio.Event(), asyncio.Event()
+    done: list[str] = []
+
+    async def invalidate(key: str) -> None:
+        started.set()
+        await release.wait()
+        done.append(key)
+
+    async def write() -> None:
+        async with db.transaction():
+            await db.execute(f"INSERT INTO {table} VALUES (1, 1)")
+            db.after_commit(invalidate, "k")
+
+    writer = asyncio.create_task(write())
+    await started.wait()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    release.set()
+    await poll(lambda: done == ["k"])
+    assert await db.fetchval(f"SELECT v FROM {table} WHERE k = 1", primary=True) == 1
+
+
+def test_after_commit_failed_keeps_its_kind_when_split_or_copied() -> None:
+    failed = rung.AfterCommitFailed([rung.CacheUnavailable("down"), KeyError("k")])
+    cache_part, rest = failed.split(rung.CacheUnavailable)
+    assert isinstance(cache_part, rung.AfterCommitFailed) and cache_part.committed
+    assert isinstance(rest, rung.AfterCommitFailed) and isinstance(rest, rung.DatabaseError)
+    copied = copy.copy(failed)
+    assert isinstance(copied, rung.AfterCommitFailed)
+    assert [type(e) for e in copied.exceptions] == [rung.CacheUnavailable, KeyError]

@@ -143,3 +143,28 @@ async def test_the_primary_waits_only_statement_timeout_for_begin(
                     pass
         finally:
             rung_stack.thaw("pgbouncer")
+
+
+async def test_a_callers_own_short_timeout_leaves_the_replicas_in_service(
+    db: rung.Database, table: str
+) -> None:
+    """timeout= says the statement is slow, not the replica: no retry elsewhere, and the
+    next reads still go to the replicas."""
+    with pytest.raises(rung.StatementTimeout):
+        await in_fresh_context(db.fetchval("SELECT pg_sleep(1)", timeout=0.1))
+    before = db.stats()
+    for _ in range(20):
+        await in_fresh_context(db.fetchval(f"SELECT count(*) FROM {table}"))
+    after = db.stats()
+    assert after["primary"]["queries"] == before["primary"]["queries"]
+    assert after["replica1"]["timeouts"] + after["replica2"]["timeouts"] == 1
+
+
+async def test_a_timeout_inside_a_transaction_is_the_calls_own(rung_stack: RungStack) -> None:
+    """timeout= larger than statement_timeout holds inside transaction() too."""
+    async with rung.Database(rung_stack.primary_url, statement_timeout=0.2) as db:
+        async with db.transaction():
+            assert await db.fetchval("SELECT pg_sleep(0.4)::text", timeout=3.0) == ""
+        with pytest.raises(rung.StatementTimeout):
+            async with db.transaction():
+                await db.fetchval("SELECT pg_sleep(0.4)")

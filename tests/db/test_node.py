@@ -103,3 +103,14 @@ def test_a_caught_up_replica_is_expected_to_replay_a_new_write() -> None:
     _poll(node, 1000, 0, at=1.0)
     assert node.may_reach(1100, within=0.05)
     assert node.may_reach(900, within=0.0)  # replayed already
+
+
+def test_a_replica_that_restarted_is_only_as_far_as_it_says() -> None:
+    """A standby that restarts serves again while it replays from further back: its
+    position is what it says now, not the most it ever said; unreachable forgets it."""
+    node = _replica()
+    _poll(node, 5000, 0, at=1.0)
+    _poll(node, 3000, 2000, at=1.1)
+    assert node.position == 3000
+    node.unreachable()
+    assert node.position == 0

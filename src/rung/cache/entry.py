@@ -52,9 +52,15 @@ def decode(raw: bytes) -> Entry | None:
         expires_at, delta, stamps, value = orjson.loads(raw)
     except (orjson.JSONDecodeError, ValueError, TypeError):
         return None
-    if not isinstance(stamps, dict):
+    if not (_number(expires_at) and _number(delta) and isinstance(stamps, dict)):
         return None
-    return Entry(expires_at, delta, stamps, value)
+    if not all(isinstance(g, str) for g in stamps.values()):
+        return None
+    return Entry(float(expires_at), float(delta), stamps, value)
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def encode(key: str, value: Any, *, ttl: float, delta: float, stamps: dict[str, str]) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,16 @@ import asyncpg
 from rung._options import count, seconds
 from rung.db import lsn
 from rung.db.monitor import Monitor
-from rung.db.node import INSERT_POSITION, Connection, Node, Op, TimedOut, Unreachable, drop
+from rung.db.node import (
+    INSERT_POSITION,
+    UNREACHABLE,
+    Connection,
+    Node,
+    Op,
+    TimedOut,
+    Unreachable,
+    drop,
+)
 from rung.db.routing import is_read
 from rung.errors import (
     AfterCommitFailed,
@@ -37,9 +47,14 @@ from rung.errors import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("rung.db")
 AfterCommit = Callable[..., Awaitable[Any]]
 
 _LEARNED_WRITES = 1024  # statements a replica refused as writes, remembered per Database
+_DEFAULT = -1.0  # `_on_primary`'s "statement_timeout"
+# A token past any real position: a context that wrote, when the primary could not say its
+# WAL position after the write. `_needed` reads it as "wherever the primary is when asked".
+_UNKNOWN = "FFFFFFFF/FFFFFFFF"
 
 
 @dataclass
@@ -86,6 +101,7 @@ class Database:
         self._monitor = Monitor(self._primary, self._replicas, max_lag=self.max_lag)
         self._monitor_task: asyncio.Task[None] | None = None
         self._learned_writes: dict[str, None] = {}  # insertion-ordered: the oldest goes first
+        self._background: set[asyncio.Future[None]] = set()  # after_commit callbacks running
 
         def var(name: str) -> contextvars.ContextVar[Any]:
             return contextvars.ContextVar(f"rung_{name}_{id(self)}", default=None)
@@ -107,7 +123,9 @@ class Database:
         self._monitor_task = asyncio.create_task(self._monitor.run(), name="rung-db-monitor")
 
     async def close(self) -> None:
-        """Stop the monitor and close every pool."""
+        """Let after-commit callbacks still running finish, stop the monitor and close
+        every pool."""
+        await asyncio.gather(*self._background, return_exceptions=True)
         if self._monitor_task is not None:
             self._monitor_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,34 +151,37 @@ class Database:
         """Run a statement; its status ('INSERT 0 1'). Routed by the statement; `primary=True`
         sends it to the primary. `timeout` bounds it (default: `statement_timeout`)."""
         t = self._bound_for(timeout)
-        return await self._run(query, lambda c: c.execute(query, *args, timeout=t), write=primary)
+        op: Op[str] = lambda c: c.execute(query, *args, timeout=t)  # noqa: E731
+        return await self._run(query, op, write=primary, own_timeout=timeout is not None)
 
     async def fetch(self, query: str, *args: Any, primary: bool = False,
                     timeout: float | None = None) -> list[asyncpg.Record]:  # fmt: skip
         """All rows. Routed by the statement; `primary=True` sends it to the primary (a
         SELECT of a function that writes)."""
         t = self._bound_for(timeout)
-        return await self._run(query, lambda c: c.fetch(query, *args, timeout=t), write=primary)
+        op: Op[list[asyncpg.Record]] = lambda c: c.fetch(query, *args, timeout=t)  # noqa: E731
+        return await self._run(query, op, write=primary, own_timeout=timeout is not None)
 
     async def fetchrow(self, query: str, *args: Any, primary: bool = False,
                        timeout: float | None = None) -> asyncpg.Record | None:  # fmt: skip
         """The first row, or None. Routed by the statement (or `primary=True`)."""
         t = self._bound_for(timeout)
-        return await self._run(query, lambda c: c.fetchrow(query, *args, timeout=t), write=primary)
+        op: Op[asyncpg.Record | None] = lambda c: c.fetchrow(query, *args, timeout=t)  # noqa: E731
+        return await self._run(query, op, write=primary, own_timeout=timeout is not None)
 
     async def fetchval(self, query: str, *args: Any, column: int = 0, primary: bool = False,
                        timeout: float | None = None) -> Any:  # fmt: skip
         """One value of the first row, or None. Routed by the statement (or `primary=True`)."""
         t = self._bound_for(timeout)
-        return await self._run(
-            query, lambda c: c.fetchval(query, *args, column=column, timeout=t), write=primary
-        )
+        op: Op[Any] = lambda c: c.fetchval(query, *args, column=column, timeout=t)  # noqa: E731
+        return await self._run(query, op, write=primary, own_timeout=timeout is not None)
 
     async def executemany(self, query: str, args: Iterable[Sequence[Any]], *,
                           timeout: float | None = None) -> None:  # fmt: skip
         """Run a statement once per argument tuple, on the primary, in one transaction."""
         t = self._bound_for(timeout)
-        await self._run(query, lambda c: c.executemany(query, args, timeout=t), write=True)
+        op: Op[None] = lambda c: c.executemany(query, args, timeout=t)  # noqa: E731
+        await self._run(query, op, write=True, own_timeout=timeout is not None)
 
     def _bound_for(self, timeout: float | None) -> float:
         return (
@@ -169,20 +190,22 @@ class Database:
             else seconds("timeout", timeout, positive=True)
         )
 
-    async def _run(self, query: str, op: Op[T], *, write: bool) -> T:
+    async def _run(self, query: str, op: Op[T], *, write: bool, own_timeout: bool) -> T:
+        """`own_timeout`: the caller chose the statement's bound (`timeout=`), so a timeout
+        says the statement is slow, not that the node is: it is not tried elsewhere."""
         bound = self._bound.get()
         if bound is not None:  # inside transaction() or primary(): that connection
-            result = await self._on_primary(bound, op(bound))
+            result = await self._on_primary(bound, op(bound), within=None)  # op's own bound
             self._primary.succeeded()
             return result
         if write or query in self._learned_writes or not is_read(query):
             return await self._write(op)
-        return await self._read(query, op)
+        return await self._read(query, op, own_timeout)
 
     async def _write(self, op: Op[T]) -> T:
-        async def then_position(conn: Connection) -> tuple[T, str]:
+        async def then_position(conn: Connection) -> tuple[T, str | None]:
             result = await op(conn)
-            return result, await conn.fetchval(INSERT_POSITION, timeout=self.statement_timeout)
+            return result, await self._position(conn)
 
         try:
             result, position = await self._primary.call(then_position)
@@ -191,10 +214,23 @@ class Database:
         self._advance(position)
         return result
 
-    async def _read(self, query: str, op: Op[T]) -> T:
+    async def _position(self, conn: Connection) -> str | None:
+        """The primary's WAL position after a write that has happened; None when the
+        connection failed to say (the write stands all the same)."""
+        try:
+            position: str = await conn.fetchval(INSERT_POSITION, timeout=self.statement_timeout)
+        except (*UNREACHABLE, asyncpg.InternalClientError):
+            return None
+        return position
+
+    async def _read(self, query: str, op: Op[T], own_timeout: bool) -> T:
         node = await self._choose()
         try:
             return await self._read_on(node, query, op)
+        except TimedOut as e:
+            if own_timeout:
+                raise StatementTimeout(f"the read ran past its timeout: {e}") from e.__cause__
+            node.sit_out()
         except Unreachable:
             pass
         # Reads are safe to retry: once, on another node.
@@ -218,12 +254,16 @@ class Database:
             del self._learned_writes[next(iter(self._learned_writes))]
         return await self._write(op)
 
-    async def _on_primary(self, conn: Connection, call: Awaitable[T]) -> T:
+    async def _on_primary(
+        self, conn: Connection, call: Awaitable[T], *, within: float | None = _DEFAULT
+    ) -> T:
         """One driver call on a held primary connection, inside the boundary and within
-        `statement_timeout` (BEGIN, COMMIT and savepoints take no timeout of their own)."""
+        `within` seconds (default `statement_timeout`: BEGIN, COMMIT and savepoints take no
+        timeout of their own; None for a statement that carries its own)."""
+        bound = self.statement_timeout if within is _DEFAULT else within
         try:
             with self._primary.mapped(conn):
-                async with asyncio.timeout(self.statement_timeout):
+                async with asyncio.timeout(bound):
                     return await call
         except Unreachable as e:
             raise _primary_error(e) from e.__cause__
@@ -261,6 +301,8 @@ class Database:
             return _least_busy(candidates)
         if exclude is self._primary:
             raise NoHealthyNode("no healthy replica, and the primary already failed this read")
+        if pinned is not None:  # a pinned block that needed the primary stays there: going
+            self._pin.set(self._primary)  # back to its replica could read back in time
         return self._primary
 
     async def _needed(self, token: str) -> int:
@@ -272,7 +314,9 @@ class Database:
         primary = self._primary
         if need <= primary.position or self.causal_wait == 0:
             return need
-        asked = primary.ask_position()
+        # Only an answer sent after the token came can lower it: an older one (a query
+        # already in flight) may predate the write the token stands for.
+        asked = primary.ask_position(sent_after=asyncio.get_running_loop().time())
         await asyncio.wait({asked}, timeout=self.causal_wait)
         if asked.done() and asked.result():
             return min(need, primary.position)
@@ -308,13 +352,11 @@ class Database:
                 yield conn
             except BaseException:
                 with contextlib.suppress(Exception):  # autocommit: earlier writes landed
-                    self._advance(
-                        await conn.fetchval(INSERT_POSITION, timeout=self.statement_timeout)
-                    )
+                    self._advance(await self._position(conn))
                 raise
             finally:
                 self._bound.reset(reset)
-            self._advance(await self._on_primary(conn, conn.fetchval(INSERT_POSITION)))
+            self._advance(await self._position(conn))
         self._primary.succeeded()
 
     @contextlib.asynccontextmanager
@@ -355,33 +397,53 @@ class Database:
     async def transaction(self) -> AsyncIterator[Connection]:
         """A transaction on the primary; `db.fetch` & co. inside run in it. On commit the
         context's token advances and `after_commit` callbacks run; on rollback they do not.
-        Nested, it is a savepoint of the outer transaction. What the block raises passes
-        through unchanged (after the rollback)."""
+        Nested, it is a savepoint of the outer transaction; inside `primary()`, it runs on
+        that connection. What the block raises passes through unchanged (after the
+        rollback). Once COMMIT is sent, a cancellation of the caller does not stop it, nor
+        the callbacks: they finish, and the cancellation comes after."""
         outer = self._tx.get()
         if outer is not None:
             async with self._savepoint(outer) as conn:
                 yield conn
             return
+        if (bound := self._bound.get()) is not None:
+            async with self._transaction_on(bound) as conn:
+                yield conn
+            return
         conn = await self._acquire_primary()
+        async with self._primary.held(conn), self._transaction_on(conn) as same:
+            yield same
+
+    @contextlib.asynccontextmanager
+    async def _transaction_on(self, conn: Connection) -> AsyncIterator[Connection]:
         tx = _Transaction(conn)
-        async with self._primary.held(conn):
-            reset_tx, reset_bound = self._tx.set(tx), self._bound.set(conn)
+        reset_tx, reset_bound = self._tx.set(tx), self._bound.set(conn)
+        try:
+            frame = conn.transaction()
+            await self._on_primary(conn, frame.start())
             try:
-                frame = conn.transaction()
-                await self._on_primary(conn, frame.start())
-                try:
-                    yield conn
-                except BaseException:
-                    await self._rollback(conn, frame)
-                    raise
-                await self._on_primary(conn, frame.commit())
-                position = await self._on_primary(conn, conn.fetchval(INSERT_POSITION))
-            finally:
-                self._tx.reset(reset_tx)
-                self._bound.reset(reset_bound)
+                yield conn
+            except BaseException:
+                await self._rollback(conn, frame)
+                raise
+            position = await _finish(self._commit(conn, frame))
+        finally:
+            self._tx.reset(reset_tx)
+            self._bound.reset(reset_bound)
         self._primary.succeeded()
         self._advance(position)
-        await _run_callbacks(tx.callbacks)
+        if tx.callbacks:
+            # A task of their own, so a cancellation of the caller cannot cut them short;
+            # it copies this context, with the token the commit reached.
+            callbacks = asyncio.ensure_future(_run_callbacks(tx.callbacks))
+            self._background.add(callbacks)
+            callbacks.add_done_callback(_settled)
+            callbacks.add_done_callback(self._background.discard)
+            await asyncio.shield(callbacks)
+
+    async def _commit(self, conn: Connection, frame: asyncpg.transaction.Transaction) -> str | None:
+        await self._on_primary(conn, frame.commit())
+        return await self._position(conn)
 
     @contextlib.asynccontextmanager
     async def _savepoint(self, outer: _Transaction) -> AsyncIterator[Connection]:
@@ -463,7 +525,12 @@ class Database:
             if after != entered:  # a write inside advanced it
                 self._token.set(lsn.later(before, after))
 
-    def _advance(self, position: str) -> None:
+    def _advance(self, position: str | None) -> None:
+        """After a write: the context must see `position` (None: the primary could not say,
+        so whatever position it has when a read asks)."""
+        if position is None:
+            self._token.set(_UNKNOWN)
+            return
         self._token.set(lsn.later(self._token.get(), position))
         self._primary.note_position(lsn.parse(position))
 
@@ -479,6 +546,32 @@ def _primary_error(e: Unreachable) -> DatabaseError:
     if isinstance(e, TimedOut):
         return StatementTimeout(f"the statement timed out on the primary: {e.__cause__!r}")
     return PrimaryUnavailable(f"the primary cannot be reached: {e.__cause__!r}")
+
+
+async def _finish(commit: Awaitable[T]) -> T:
+    """Await `commit` in a task a cancellation cannot stop: the caller's cancellation waits
+    until it is done (bounded by statement_timeout per statement), then goes on."""
+    task = asyncio.ensure_future(commit)
+    cancelled: asyncio.CancelledError | None = None
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as e:
+            if task.cancelled():
+                raise
+            cancelled = e
+    if cancelled is not None:
+        if not task.cancelled():
+            task.exception()  # retrieved: the caller gets its cancellation instead
+        raise cancelled
+    return task.result()
+
+
+def _settled(task: asyncio.Future[None]) -> None:
+    """Callbacks whose caller was cancelled meanwhile: their failures are logged, since no
+    one is left to raise them to."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("after_commit callbacks failed: %r", error)
 
 
 async def _run_callbacks(callbacks: list[tuple[AfterCommit, tuple[Any, ...]]]) -> None:

@@ -135,7 +135,9 @@ class Node:
         self.replay_rate = 0.0  # bytes/s replayed between the last two polls
         self.checked_at = 0.0  # monotonic time of the last successful health poll
         self._polled_lsn = 0
-        self._refresh: asyncio.Task[bool] | None = None
+        self._refresh: asyncio.Task[bool] | None = None  # the latest position query
+        self._refresh_sent = 0.0  # loop time it was started
+        self._asks: set[asyncio.Task[bool]] = set()  # every one still running
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -174,7 +176,7 @@ class Node:
 
     async def close(self) -> None:
         """Stop this node's tasks (awaited) and close its pool."""
-        tasks = [t for t in (self._refresh, self._watchdog) if t is not None]
+        tasks = [*self._asks, *([self._watchdog] if self._watchdog is not None else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -228,6 +230,7 @@ class Node:
         task = asyncio.current_task()
         if task is None:
             raise DatabaseError("rung.Database is used from inside an asyncio task")
+        entered = task.cancelling()
         waiter = _Waiter(task, asyncio.get_running_loop().time() + self.acquire_timeout)
         self._waiters.add(waiter)
         if self._watchdog is None or self._watchdog.done():
@@ -237,7 +240,8 @@ class Node:
         except asyncio.CancelledError:
             if not waiter.expired:
                 raise
-            task.uncancel()
+            if task.uncancel() > entered:  # a cancellation from outside came too: it wins
+                raise
             raise PoolTimeout(
                 f"{self.name}: no free connection within {self.acquire_timeout}s "
                 f"(max_size={self.max_size})"
@@ -319,9 +323,13 @@ class Node:
         self.healthy = False
 
     def timed_out(self) -> None:
-        """A statement ran past its timeout: a replica sits out for a few seconds (its
-        health checks may still answer while its backends are blocked)."""
+        """A statement ran past its timeout here."""
         self.timeouts += 1
+
+    def sit_out(self) -> None:
+        """A read ran past the Database's own statement_timeout here: a replica sits out for
+        a few seconds (its health checks may still answer while its backends are blocked).
+        A caller's shorter `timeout=` says nothing about the replica, and does not count."""
         if self.role == "replica":
             self._slow_until = time.monotonic() + _SLOW_FOR
 
@@ -338,6 +346,8 @@ class Node:
         """The monitor could not reach this node, or it is no standby."""
         self.healthy = False
         self.stalled = False
+        if self.role == "replica":
+            self.position = 0  # a restarted standby replays from further back: see polled
 
     def polled(self, *, replayed: int, lag_s: float, lag_bytes: int, serving: bool,
                at: float) -> None:  # fmt: skip
@@ -350,7 +360,9 @@ class Node:
         # or blocked, so a read waiting for it would wait its whole causal_wait in vain.
         self.stalled = lag_bytes > 0 and (self.lag_bytes or 0) > 0 and advanced == 0
         self._polled_lsn = replayed
-        self.note_position(replayed)
+        # What the replica says now, not the most it ever said: a standby that restarts
+        # serves again while it replays its WAL from further back.
+        self.position = replayed
         self.lag_s, self.lag_bytes = lag_s, lag_bytes
         self.checked_at = at
         self.healthy = serving
@@ -358,7 +370,9 @@ class Node:
     # --- replay position ---------------------------------------------------------------------
 
     def note_position(self, position: int) -> None:
-        self.position = max(self.position, position)
+        """A position this node answered with: a replica's is taken as it is (a restart
+        lowers it); the primary's only moves forward."""
+        self.position = max(self.position, position) if self.role == "primary" else position
 
     def may_reach(self, position: int, within: float) -> bool:
         """Whether this replica can be expected to replay `position` within `within`
@@ -375,13 +389,20 @@ class Node:
     def note_causal_wait(self) -> None:
         self.causal_waits += 1
 
-    def ask_position(self) -> asyncio.Task[bool]:
+    def ask_position(self, *, sent_after: float = 0.0) -> asyncio.Task[bool]:
         """Ask this node its position now (a replica's replay position, the primary's WAL
-        insert position); concurrent askers share one query. The task never fails: it
-        says whether the node answered, and `position` holds the latest known."""
-        if self._refresh is None or self._refresh.done():
-            self._refresh = asyncio.create_task(self._ask_position())
-        return self._refresh
+        insert position); concurrent askers share one query, unless it was started before
+        `sent_after` (loop time): an answer from before then may predate what the asker
+        must compare with. The task never fails: it says whether the node answered, and
+        `position` holds the latest known."""
+        running = self._refresh
+        if running is not None and not running.done() and self._refresh_sent >= sent_after:
+            return running
+        self._refresh_sent = asyncio.get_running_loop().time()
+        self._refresh = task = asyncio.create_task(self._ask_position())
+        self._asks.add(task)
+        task.add_done_callback(self._asks.discard)
+        return task
 
     async def _ask_position(self) -> bool:
         query = _REPLAY_POSITION if self.role == "replica" else INSERT_POSITION
