@@ -55,17 +55,48 @@ def _stack(dir: Path | None) -> Stack:
 @app.command()
 def up(
     dir: DirOption = None,
-    replicas: Annotated[int, typer.Option(min=0, help="Streaming replicas.")] = 1,
-) -> None:
+    replicas: Annotated[int, typer.Option(help="Streaming replicas.")] = 1,
+    instances: Annotated[
+        int, typer.Option(help="App instances (uvicorn) behind HAProxy; 0: no app, no HAProxy.")
+    ] = 0,
+    workers: Annotated[int, typer.Option(help="Drain workers (`rung drain`).")] = 0,
+    app_target: Annotated[
+        str | None,
+        typer.Option("--app", metavar="MODULE:APP",
+                     help="The ASGI app the instances serve (default: the stack's last, "
+                     "else rung_links.app:app)."),
+    ] = None,
+    drain_target: Annotated[
+        str | None,
+        typer.Option("--drain", metavar="MODULE:FACTORY",
+                     help="The factory the workers run (default: the stack's last, "
+                     "else rung_links.drain:make)."),
+    ] = None,
+) -> None:  # fmt: skip
     """Start the stack and return once every component answers."""
     stack = _stack(dir)
-    result = stack.up(replicas=replicas, on_start=lambda name: err.print(f"starting {name}…"))
+    result = stack.up(
+        replicas=replicas,
+        instances=instances,
+        workers=workers,
+        app=app_target,
+        drain=drain_target,
+        on_start=lambda name: err.print(f"starting {name}…"),
+    )
     if result.already_running and not result.started:
         out.print(f"a stack is already running in {stack.dir}; nothing changed")
     elif result.already_running:
         out.print(f"restarted {', '.join(result.started)} in {stack.dir}")
     else:
         out.print(f"stack up in {stack.dir} in {result.seconds:.1f}s")
+    if result.already_running:
+        kinds = [c.kind for c in result.stack.components]
+        running = {"instances": kinds.count("app"), "workers": kinds.count("drain")}
+        for option, wanted in (("instances", instances), ("workers", workers)):
+            if wanted and wanted != running[option]:
+                err.print(f"note: the running stack has {running[option]} {option}; "
+                          f"`rung down` first to start it with --{option} {wanted}",
+                          soft_wrap=True)  # fmt: skip
     _print_urls(result.stack.urls())
 
 
@@ -74,7 +105,8 @@ def status(
     dir: DirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Each component: pid, port, health and replica lag. Exits 1 unless all are healthy."""
+    """Each component: pid, port, health, replica lag and, for HAProxy, each app instance's
+    state (UP/DOWN). Exits 1 unless all are healthy."""
     stack = _stack(dir)
     report = stack.status()
     healthy = all(c["healthy"] for c in report)
@@ -196,7 +228,7 @@ def demo(
 def _status_table(report: list[dict[str, Any]]) -> Table:
     table = Table("component", "kind", "pid", "port", "status", "detail")
     for c in report:
-        table.add_row(c["name"], c["kind"], str(c["pid"] or "-"), str(c["port"]),
+        table.add_row(c["name"], c["kind"], str(c["pid"] or "-"), str(c["port"] or "-"),
                       "[green]healthy[/]" if c["healthy"] else f"[red]{c['status']}[/]",
                       _detail(c))  # fmt: skip
     return table
@@ -208,6 +240,8 @@ def _detail(c: dict[str, Any]) -> str:
         return f"{c.get('state') or '?'}, lag {c.get('lag_s')}s / {c.get('lag_bytes')} B{paused}"
     if c["kind"] == "redis" and "maxmemory-policy" in c:
         return f"{c['maxmemory-policy']}, appendonly {c.get('appendonly')}"
+    if c["kind"] == "haproxy" and "backends" in c:
+        return ", ".join(f"{name} {state}" for name, state in c["backends"].items())
     return str(c.get("error", c.get("role", "")))
 
 

@@ -7,8 +7,10 @@
 
 `rung_stack` is session-scoped: it starts a throwaway stack in a temporary directory and
 always takes it down, even when tests fail. With `RUNG_DIR` naming a running stack, it uses
-that one and leaves it running. The ini option `rung_replicas` (default 1) sets the replica
-count of a throwaway stack.
+that one and leaves it running. Ini options shape a throwaway stack: `rung_replicas`
+(default 1), `rung_instances` and `rung_workers` (app instances behind HAProxy and drain
+workers, default 0), `rung_app` and `rung_drain` (their MODULE:NAME targets, default
+rung_links'); `rung_stack.app_url` is HAProxy's URL (None without instances).
 
 Testing an app on `rung.Database` (needs httpx, imported only when used):
 
@@ -71,6 +73,7 @@ class RungStack:
         self.pooled_replica_urls: list[str] = urls["pooled_replica_urls"]
         self.cache_url: str = urls["cache_url"]
         self.queue_url: str = urls["queue_url"]
+        self.app_url: str | None = urls.get("app_url")  # HAProxy, when there are instances
         self.ports = {c.name: c.port for c in record.components}
 
     def _replica(self, replica: int | str) -> str:
@@ -335,6 +338,10 @@ class _Lifespan:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("rung_replicas", "replicas in the throwaway stack of `rung_stack`", default="1")
+    parser.addini("rung_instances", "app instances behind HAProxy in `rung_stack`", default="0")
+    parser.addini("rung_workers", "drain workers in `rung_stack`", default="0")
+    parser.addini("rung_app", "MODULE:APP the instances serve (default rung_links')", default="")
+    parser.addini("rung_drain", "MODULE:FACTORY the workers run (default rung_links')", default="")
 
 
 @pytest.fixture(scope="session")
@@ -352,7 +359,14 @@ def rung_stack(request: pytest.FixtureRequest) -> Iterator[RungStack]:
     workdir.chmod(0o755)  # the unprivileged server user must reach it
     stack = Stack(workdir / "stack")
     try:
-        result = stack.up(replicas=int(request.config.getini("rung_replicas")))
+        ini = request.config.getini
+        result = stack.up(
+            replicas=int(ini("rung_replicas")),
+            instances=int(ini("rung_instances")),
+            workers=int(ini("rung_workers")),
+            app=ini("rung_app") or None,
+            drain=ini("rung_drain") or None,
+        )
         yield RungStack(stack, result.stack)
     finally:
         stack.down(purge=True)

@@ -42,3 +42,18 @@ def test_missing_binary_names_the_package() -> None:
 def test_postgres_server_binaries_are_found_off_path() -> None:
     """initdb lives in /usr/lib/postgresql/<major>/bin on Debian, off PATH."""
     assert Path(binaries.find("initdb")).name == "initdb"
+
+
+def test_a_process_whose_main_thread_exited_is_alive_while_a_thread_runs(tmp_path: Path) -> None:
+    """The leader shows as a zombie once its own thread exits, but the process keeps its
+    files (a listening socket) until every thread has: it is still alive, then it is not."""
+    code = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(0.5), print('done', flush=True))).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"
+    )
+    p = proc.spawn([sys.executable, "-c", code], log=tmp_path / "log")
+    wait_until(lambda: Path(f"/proc/{p.pid}/stat").read_text().split(") ")[1][0] == "Z")
+    assert proc.alive(p)  # the control: the leader is a zombie, its thread runs
+    wait_until(lambda: not proc.alive(p))
+    assert "done" in (tmp_path / "log").read_text()

@@ -1,7 +1,8 @@
 """What the supervisor knows of a component: how to prepare it, run it, and ask if it answers.
 
-Each server is one subclass in its own module (postgres.py, pgbouncer.py, redis.py); the
-supervisor starts them in plan order and stops them in reverse.
+Each server is one subclass in its own module (postgres.py, pgbouncer.py, redis.py,
+haproxy.py), and so are the service's processes (service.py: app instances, drain workers);
+the supervisor starts them in plan order and stops them in reverse.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rung.stack.proc import User
+from rung.stack.proc import Proc, User
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,13 @@ class Component(ABC):
 
     kind: ClassVar[str]
     stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    listens: ClassVar[bool] = True  # False: no port of its own (stack.json says 0)
 
     def __init__(self, name: str, layout: Layout, ports: Mapping[str, int]) -> None:
         self.name = name
         self.layout = layout
         self.ports = ports  # every component's port, by name: replicas need the primary's
+        self.proc: Proc | None = None  # the running process, when the supervisor knows it
 
     @property
     def port(self) -> int:
@@ -68,6 +71,10 @@ class Component(ABC):
     @abstractmethod
     def argv(self) -> list[str]:
         """The command line that runs the server in the foreground."""
+
+    def env(self) -> dict[str, str] | None:
+        """The process's environment; None: the supervisor's own."""
+        return None
 
     @abstractmethod
     def answers(self) -> bool:

@@ -12,6 +12,7 @@ import pwd
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,30 @@ def start_time(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # exited, waiting to be reaped
+    fields = _fields(stat)
+    # A zombie leader whose other threads still run has not exited: those threads hold its
+    # files, its listening socket among them (a killed uvicorn, for a few milliseconds).
+    if fields[0] == "Z" and not _threads_running(pid):  # exited, waiting to be reaped
         _reap(pid)
         return None
     return int(fields[19])
+
+
+def _fields(stat: str) -> list[str]:
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _threads_running(pid: int) -> bool:
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return False
+    for task in tasks:
+        with contextlib.suppress(OSError):
+            if _fields((task / "stat").read_text())[0] not in ("Z", "X"):
+                return True
+    return False
 
 
 def _reap(pid: int) -> None:
@@ -104,18 +123,46 @@ def alive(proc: Proc) -> bool:
 
 def stop(proc: Proc, *, sig: signal.Signals = signal.SIGTERM, timeout: float = 10.0) -> None:
     """Send `sig`, wait up to `timeout` seconds for exit, then SIGKILL. A dead proc is a no-op."""
+    stop_all([proc], sig=sig, timeout=timeout)
+
+
+def stop_all(procs: Sequence[Proc], *, sig: signal.Signals, timeout: float) -> None:
+    """`stop` for several processes at once: each gets `sig`, then all share one `timeout`
+    (app instances drain in parallel, not one after the other)."""
     for current, wait in ((sig, timeout), (signal.SIGKILL, 5.0)):
-        if not alive(proc):
-            return
-        try:
-            os.kill(proc.pid, current)
-        except ProcessLookupError:
-            return
+        running = [p for p in procs if alive(p)]
+        for p in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, current)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not alive(proc):
-                return
+        while any(alive(p) for p in running) and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def connected_to(proc: Proc, port: int) -> bool:
+    """True when `proc` holds an established TCP connection to 127.0.0.1:`port`: a worker
+    with no port of its own is working once it talks to its server."""
+    try:
+        fds = list(Path(f"/proc/{proc.pid}/fd").iterdir())
+    except OSError:
+        return False
+    inodes = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    try:
+        table = Path(f"/proc/{proc.pid}/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return False
+    for line in table:
+        fields = line.split()
+        # remote address is hex "0100007F:18EB"; state 01 is ESTABLISHED; field 9 the inode
+        remote, state, inode = fields[2], fields[3], fields[9]
+        if state == "01" and int(remote.split(":")[1], 16) == port and inode in inodes:
+            return alive(proc)  # the pid read above was still ours
+    return False
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -15,11 +15,13 @@ from typing import Any
 
 from rung.errors import StackError
 from rung.stack.proc import Proc
+from rung.stack.service import Service
 
 
 @dataclass
 class Record:
-    """One component as stack.json holds it; `pid` is None while it is stopped."""
+    """One component as stack.json holds it; `pid` is None while it is stopped, `port` is 0
+    for a component with no port of its own (a drain worker) and `url` then ''."""
 
     name: str
     kind: str
@@ -38,14 +40,20 @@ class Record:
 
 @dataclass
 class StackFile:
-    """The whole stack.json: the URLs clients use, and the components."""
+    """The whole stack.json: the URLs clients use, the components, and what the service's
+    processes run (`service`: the app and drain targets, kept so a restart runs the same)."""
 
     dir: str
     server_root: str
     components: list[Record] = field(default_factory=list)
+    service: Service = field(default_factory=Service)
 
     def get(self, name: str) -> Record | None:
         return next((c for c in self.components if c.name == name), None)
+
+    def ports(self) -> dict[str, int]:
+        """Every component's port by name, the ones without a port left out."""
+        return {c.name: c.port for c in self.components if c.port}
 
     def put(self, record: Record) -> None:
         self.components = [c for c in self.components if c.name != record.name] + [record]
@@ -77,6 +85,7 @@ class StackFile:
             **self.urls(),
             "dir": self.dir,
             "server_root": self.server_root,
+            "service": asdict(self.service),
             "components": [asdict(c) for c in self.components],
         }
 
@@ -99,6 +108,7 @@ class StackFile:
                     Record(**{k: v for k, v in c.items() if k in fields})
                     for c in data["components"]
                 ],
+                service=Service(**data["service"]) if "service" in data else Service(),
             )
         except FileNotFoundError:
             return None

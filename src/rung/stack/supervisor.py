@@ -1,9 +1,13 @@
 """The local stack's supervisor: start components in order, stop them in reverse, report.
 
 stack = Stack(".rung")
-stack.up(replicas=1)          # returns once every component answers
-stack.status()                # per component: alive, answers, replication lag
+stack.up(replicas=1, instances=2, workers=1)   # returns once every component answers
+stack.status()                # per component: alive, answers, replication lag, backends
 stack.down(purge=True)
+
+The order: the servers, then the drain workers, then the app instances, HAProxy last; `down`
+stops HAProxy first (no new requests), then the instances, the workers and the servers.
+Instances start together and stop together, and so do workers.
 """
 
 from __future__ import annotations
@@ -24,13 +28,16 @@ from typing import Any
 from rung.errors import ComponentFailed, StackError
 from rung.stack import ports, proc
 from rung.stack.component import Component, Layout
+from rung.stack.haproxy import HAProxy
 from rung.stack.pgbouncer import PgBouncer
 from rung.stack.postgres import Primary, Replica
 from rung.stack.redis import Redis
+from rung.stack.service import App, DrainWorker, Service, ServiceProcess
 from rung.stack.stackfile import Record, StackFile
 
 START_TIMEOUT = 30.0  # seconds a component may take to answer
 STOP_TIMEOUT = 15.0  # seconds before a component that ignores its stop signal is killed
+_TOGETHER = ("app", "drain")  # kinds whose components start and stop as one group
 
 
 def default_dir() -> Path:
@@ -38,7 +45,7 @@ def default_dir() -> Path:
     return Path(os.environ.get("RUNG_DIR") or ".rung")
 
 
-def plan(*, replicas: int) -> list[str]:
+def plan(*, replicas: int, instances: int = 0, workers: int = 0) -> list[str]:
     """The component names of a stack, in start order."""
     return [
         "primary",
@@ -46,7 +53,23 @@ def plan(*, replicas: int) -> list[str]:
         "pgbouncer",
         "cache",
         "queue",
+        *(f"drain{i}" for i in range(1, workers + 1)),
+        *(f"app{i}" for i in range(1, instances + 1)),
+        *(["haproxy"] if instances else []),
     ]
+
+
+def groups(names: list[str]) -> list[list[str]]:
+    """`names` cut into the groups started (or stopped) at once: neighbouring app instances
+    form one, neighbouring drain workers another, every other component is alone."""
+    cut: list[list[str]] = []
+    for name in names:
+        kind = component_class(name).kind
+        if cut and kind in _TOGETHER and component_class(cut[-1][0]).kind == kind:
+            cut[-1].append(name)
+        else:
+            cut.append([name])
+    return cut
 
 
 def component_class(name: str) -> type[Component]:
@@ -58,6 +81,12 @@ def component_class(name: str) -> type[Component]:
         return PgBouncer
     if name in ("cache", "queue"):
         return Redis
+    if name == "haproxy":
+        return HAProxy
+    if name.startswith("app") and name[3:].isdigit():
+        return App
+    if name.startswith("drain") and name[5:].isdigit():
+        return DrainWorker
     raise StackError(f"unknown component '{name}'")
 
 
@@ -94,28 +123,45 @@ class Stack:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def up(self, *, replicas: int = 1, on_start: Callable[[str], None] | None = None) -> UpResult:
-        """Start every component and return once each answers; a running stack is left as is,
-        except that components found dead are started again on their ports."""
-        if replicas < 0:
-            raise StackError("--replicas must be 0 or more")
+    def up(
+        self,
+        *,
+        replicas: int = 1,
+        instances: int = 0,
+        workers: int = 0,
+        app: str | None = None,
+        drain: str | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> UpResult:
+        """Start every component and return once each answers (an app instance: `/healthz`
+        is 200; a drain worker: it talks to the queue Redis; HAProxy: every instance is UP).
+        A running stack is left as is, except that components found dead are started again
+        on their ports. `app` and `drain` (MODULE:NAME) default to what stack.json holds,
+        else `rung_links.app:app` and `rung_links.drain:make`."""
+        for option, count in (("replicas", replicas), ("instances", instances),
+                              ("workers", workers)):  # fmt: skip
+            if count < 0:
+                raise StackError(f"--{option} must be 0 or more, not {count}")
         began = time.monotonic()
         with self._locked():
             record = self.load()
             if record is not None and any(_alive(c) for c in record.components):
                 dead = [c.name for c in record.components if not _alive(c)]
-                for name in dead:
-                    self._start(record, name, on_start)
+                for group in groups(dead):
+                    self._start(record, group, on_start)
+                self._rebalanced(record, dead)
                 return UpResult(record, True, dead, time.monotonic() - began)
-            record = self._fresh_record(record, replicas)
+            previous = record.service if record is not None else Service()
+            service = Service(app=app or previous.app, drain=drain or previous.drain)
+            names = plan(replicas=replicas, instances=instances, workers=workers)
+            record = self._fresh_record(record, names, service)
             started: list[str] = []
             try:
-                for name in plan(replicas=replicas):
-                    self._start(record, name, on_start)
-                    started.append(name)
+                for group in groups(names):
+                    self._start(record, group, on_start)
+                    started += group
             except BaseException:
-                for c in reversed(record.components):  # the one that failed included
-                    self._stop(record, c.name)
+                self._stop_all(record)  # the ones that failed included
                 raise
             return UpResult(record, False, started, time.monotonic() - began)
 
@@ -126,21 +172,21 @@ class Stack:
             record = self.load()
             stopped: list[str] = []
             if record is not None:
-                for c in reversed(record.components):
-                    if _alive(c):
-                        stopped.append(c.name)
-                    self._stop(record, c.name)
+                stopped = [c.name for c in reversed(record.components) if _alive(c)]
+                self._stop_all(record)
         if purge:
             self._purge(record)
         return stopped
 
     def start(self, name: str) -> None:
-        """Start one stopped component again, on the port it had."""
+        """Start one stopped component again, on the port it had; an app instance is back
+        once HAProxy has it UP again."""
         with self._locked():
             record = self._require()
             if record.get(name) is None:
                 raise StackError(f"no component '{name}' in {self.file}")
-            self._start(record, name, None)
+            self._start(record, [name], None)
+            self._rebalanced(record, [name])
 
     def stop(self, name: str) -> None:
         """Stop one component; its port and data are kept for `start`."""
@@ -148,7 +194,7 @@ class Stack:
             record = self._require()
             if record.get(name) is None:
                 raise StackError(f"no component '{name}' in {self.file}")
-            self._stop(record, name)
+            self._stop(record, [name])
 
     def signal(self, name: str, sig: signal.Signals) -> None:
         """Send `sig` to component `name` (SIGSTOP/SIGCONT to make it hang and come back);
@@ -203,68 +249,107 @@ class Stack:
         return Layout(self.dir, Path(record.server_root), proc.server_user())
 
     def _component(self, record: StackFile, name: str) -> Component:
-        port_map = {c.name: c.port for c in record.components}
-        return component_class(name)(name, self._layout(record), port_map)
+        component = _make(name, self._layout(record), record.ports(), record.service)
+        entry = record.get(name)
+        component.proc = entry.proc if entry is not None else None
+        return component
 
-    def _fresh_record(self, old: StackFile | None, replicas: int) -> StackFile:
+    def _fresh_record(self, old: StackFile | None, names: list[str], service: Service) -> StackFile:
         """A stack file for a new start: earlier ports reused where they are free."""
         user = proc.server_user()
         server_root = _server_root(self.dir, user, old)
-        record = StackFile(dir=str(self.dir), server_root=str(server_root))
+        record = StackFile(dir=str(self.dir), server_root=str(server_root), service=service)
         layout = Layout(self.dir, server_root, user)
         port_map: dict[str, int] = {}
-        for name in plan(replicas=replicas):
-            previous = old.get(name) if old is not None else None
-            port_map[name] = ports.pick(
-                prefer=previous.port if previous else None, taken=port_map.values()
-            )
-        for name in plan(replicas=replicas):
-            component = component_class(name)(name, layout, port_map)
+        for name in names:
+            if component_class(name).listens:
+                previous = old.get(name) if old is not None else None
+                port_map[name] = ports.pick(
+                    prefer=previous.port if previous and previous.port else None,
+                    taken=port_map.values(),
+                )
+        for name in names:
+            component = _make(name, layout, port_map, service)
             record.put(
                 Record(name, component.kind, component.port, str(component.log), component.url)
             )
         return record
 
-    def _start(self, record: StackFile, name: str, on_start: Callable[[str], None] | None) -> None:
-        entry = record.get(name)
-        assert entry is not None
-        if _alive(entry):
-            return
-        if on_start is not None:
-            on_start(name)
-        component = self._component(record, name)
-        if not ports.is_free(component.port):
-            raise ComponentFailed(name, f"port {component.port} is already in use")
-        component.prepare()
-        started = proc.spawn(component.argv(), log=component.log)
-        entry.pid, entry.started = started.pid, started.started
-        record.save(self.file)
+    def _start(
+        self, record: StackFile, names: list[str], on_start: Callable[[str], None] | None
+    ) -> None:
+        """Start `names` (one component, or a group of instances or workers) at once, then
+        wait until each answers."""
+        spawned: list[tuple[Component, proc.Proc]] = []
+        for name in names:
+            entry = record.get(name)
+            assert entry is not None
+            if _alive(entry):
+                continue
+            if on_start is not None:
+                on_start(name)
+            component = self._component(record, name)
+            if component.listens and not ports.is_free(component.port):
+                raise ComponentFailed(name, f"port {component.port} is already in use")
+            component.prepare()
+            started = proc.spawn(component.argv(), log=component.log, env=component.env())
+            component.proc = started
+            entry.pid, entry.started = started.pid, started.started
+            record.save(self.file)
+            spawned.append((component, started))
         deadline = time.monotonic() + START_TIMEOUT
-        while not component.answers():
-            if not proc.alive(started):
-                raise ComponentFailed(name, "exited while starting", proc.tail(component.log))
-            if time.monotonic() > deadline:
-                raise ComponentFailed(
-                    name, f"did not answer within {START_TIMEOUT:.0f}s", proc.tail(component.log)
-                )
-            time.sleep(0.02)
-        component.settle()
+        for component, started in spawned:
+            while not component.answers():
+                if not proc.alive(started):
+                    raise ComponentFailed(
+                        component.name, "exited while starting", proc.tail(component.log)
+                    )
+                if time.monotonic() > deadline:
+                    raise ComponentFailed(
+                        component.name,
+                        f"did not answer within {START_TIMEOUT:.0f}s",
+                        proc.tail(component.log),
+                    )
+                time.sleep(0.02)
+            component.settle()
 
-    def _stop(self, record: StackFile, name: str) -> None:
-        entry = record.get(name)
-        if entry is None:
-            return
-        running = entry.proc
-        if running is not None:
-            proc.stop(running, sig=component_class(name).stop_signal, timeout=STOP_TIMEOUT)
-        entry.pid = entry.started = None
-        record.save(self.file)
+    def _rebalanced(self, record: StackFile, restarted: list[str]) -> None:
+        """After app instances came back, return once HAProxy has them UP again."""
+        balancer = record.get("haproxy")
+        if balancer is None or not _alive(balancer) or "haproxy" in restarted:
+            return  # a HAProxy just started has settled already
+        if any(component_class(name).kind == "app" for name in restarted):
+            self._component(record, "haproxy").settle()
+
+    def _stop_all(self, record: StackFile) -> None:
+        """Stop every component, in reverse start order: HAProxy first, the servers last."""
+        for group in groups([c.name for c in reversed(record.components)]):
+            self._stop(record, group)
+
+    def _stop(self, record: StackFile, names: list[str]) -> None:
+        """Stop `names` (one component, or a group of the same kind) at once."""
+        entries = [e for e in map(record.get, names) if e is not None]
+        running = [e.proc for e in entries if e.proc is not None]
+        if running:
+            sig = component_class(entries[0].name).stop_signal
+            proc.stop_all(running, sig=sig, timeout=STOP_TIMEOUT)
+        for entry in entries:
+            entry.pid = entry.started = None
+        if entries:
+            record.save(self.file)
 
     def _purge(self, record: StackFile | None) -> None:
         if record is not None and Path(record.server_root) != self.dir / "servers":
             shutil.rmtree(record.server_root, ignore_errors=True)
         if self.file.exists() or (self.dir / ".lock").exists():
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _make(name: str, layout: Layout, port_map: dict[str, int], service: Service) -> Component:
+    cls = component_class(name)
+    if issubclass(cls, ServiceProcess):
+        return cls(name, layout, port_map, service=service)
+    return cls(name, layout, port_map)
 
 
 def _alive(record: Record) -> bool:
