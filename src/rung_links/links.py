@@ -139,18 +139,23 @@ def routes(services: Services) -> APIRouter:
             raise _no_link(slug)
         return Link.model_validate(record)
 
+    async def _lock_owned(slug: str, user_id: int) -> int:
+        """Inside a transaction: lock `slug`'s row and return its id; 404 when there is no
+        such link, 403 when it is not the user's."""
+        owned = await db.fetchrow(LOCK, slug) if SLUG.fullmatch(slug) else None
+        if owned is None:
+            raise _no_link(slug)
+        if owned["owner_id"] != user_id:
+            raise HTTPException(403, "not your link")
+        link_id: int = owned["id"]
+        return link_id
+
     @router.patch("/{slug}", responses=errors(400, 401, 403, 404))
     async def change_link(slug: str, body: LinkPatch, user: CurrentUser) -> Link:
         """Change the target or disable (re-enable) a link: redirects follow at once."""
-        if not SLUG.fullmatch(slug):
-            raise _no_link(slug)
         async with db.transaction():
-            owned = await db.fetchrow(LOCK, slug)
-            if owned is None:
-                raise _no_link(slug)
-            if owned["owner_id"] != user.id:
-                raise HTTPException(403, "not your link")
-            row = await db.fetchrow(UPDATE, owned["id"], body.target_url, body.disabled)
+            owned = await _lock_owned(slug, user.id)
+            row = await db.fetchrow(UPDATE, owned, body.target_url, body.disabled)
             db.after_commit(cache.invalidate, key(slug))
         assert row is not None  # the row is locked: it is there
         return Link.model_validate(dict(row))
@@ -159,15 +164,8 @@ def routes(services: Services) -> APIRouter:
                    responses=errors(401, 403, 404))  # fmt: skip
     async def delete_link(slug: str, user: CurrentUser) -> Response:
         """Delete a link: its redirect answers 410 from now on, and its slug stays taken."""
-        if not SLUG.fullmatch(slug):
-            raise _no_link(slug)
         async with db.transaction():
-            owned = await db.fetchrow(LOCK, slug)
-            if owned is None:
-                raise _no_link(slug)
-            if owned["owner_id"] != user.id:
-                raise HTTPException(403, "not your link")
-            await db.execute(DELETE, owned["id"])
+            await db.execute(DELETE, await _lock_owned(slug, user.id))
             db.after_commit(cache.invalidate, key(slug))
         return Response(status_code=204)
 

@@ -3,27 +3,21 @@ primary, dropped at the end), emptied before each test; an app per test."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from rung.testing import AppClient, RungStack, truncate
 from rung_links.app import create_app, services
-from tests.links.support import TABLES, Service, forget, settings_on
+from tests.links.support import TABLES, Service, forget, scratch_database, settings_on
 
 
 @pytest.fixture(scope="session")
 def links_database(rung_stack: RungStack) -> Iterator[str]:
     """A database of the tests' own on the stack, so the service's tables (users, links,
     clicks, ...) never meet another suite's, nor the stack's own app instances'."""
-    name = f"links_test_{secrets.token_hex(4)}"
-    rung_stack.sql("primary", f"CREATE DATABASE {name}")
-    rung_stack.wait_for_replicas()
-    try:
+    with scratch_database(rung_stack, "links_test") as name:
         yield name
-    finally:
-        rung_stack.sql("primary", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

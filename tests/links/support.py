@@ -4,7 +4,9 @@ consistency token carried from one to the next)."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +25,18 @@ from rung_links.settings import Settings
 SECRET = "test-secret-" + "x" * 40
 PASSWORD = "correct horse battery"
 TABLES = ("clicks", "link_daily_stats", "links", "users", "job_fences")
+
+
+@contextlib.contextmanager
+def scratch_database(rung_stack: RungStack, prefix: str) -> Iterator[str]:
+    """A new, empty database on the stack's primary (on every replica too), dropped after."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    rung_stack.sql("primary", f"CREATE DATABASE {name}")
+    rung_stack.wait_for_replicas()
+    try:
+        yield name
+    finally:
+        rung_stack.sql("primary", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def on_database(url: str, name: str) -> str:

@@ -4,7 +4,6 @@ once, and an index behind every query the service runs."""
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, date, datetime
@@ -17,19 +16,14 @@ from rung.testing import AppClient, RungStack
 from rung_links import accounts, clicks, jobs, links, stats
 from rung_links.app import create_app, services
 from rung_links.schema import migrations
-from tests.links.support import forget, on_database, settings_on
+from tests.links.support import forget, on_database, scratch_database, settings_on
 
 
 @pytest.fixture
 def fresh_database(rung_stack: RungStack) -> Iterator[str]:
     """An empty database of its own: no migration has run there."""
-    name = f"links_migrate_{secrets.token_hex(4)}"
-    rung_stack.sql("primary", f"CREATE DATABASE {name}")
-    rung_stack.wait_for_replicas()
-    try:
+    with scratch_database(rung_stack, "links_migrate") as name:
         yield name
-    finally:
-        rung_stack.sql("primary", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_the_migrations_are_numbered_in_order() -> None:
