@@ -63,6 +63,10 @@ def _target_url(value: str) -> str:
 def _future(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)  # a time without a zone is taken as UTC
+    try:
+        value = value.astimezone(UTC)  # as PostgreSQL will store it
+    except OverflowError:  # 9999-12-31T23:00-14:00 is past the last UTC date
+        raise ValueError("must be a date PostgreSQL can store (before year 9999)") from None
     if value <= datetime.now(UTC):
         raise ValueError("must be in the future")
     return value

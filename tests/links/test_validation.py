@@ -46,6 +46,10 @@ CREATE_CASES = [
     ),
     ({"target_url": "https://example.com", "expires_at": "tomorrow"}, "valid datetime"),
     (
+        {"target_url": "https://example.com", "expires_at": "9999-12-31T23:00:00-14:00"},
+        "a date PostgreSQL can store",
+    ),
+    (
         {"target_url": "https://example.com", "colour": "red"},
         "body.colour: Extra inputs are not permitted",
     ),
