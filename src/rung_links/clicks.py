@@ -20,7 +20,10 @@ import asyncio
 import contextvars
 import logging
 import os
+import re
+import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +36,8 @@ COLUMNS = ("id", "link_id", "clicked_at", "referrer", "user_agent")
 MAX_REFERRER = 2048
 MAX_USER_AGENT = 512
 _BATCH = 1000  # events per put_many: one round trip of rung.Queue
+_RETRIED = uuid.UUID("6f7e0c3a-5b1d-4c2e-9a8f-2d4b6e8a0c1f")  # namespace of X-Rung-Request ids
+_REQUEST_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 INSERT_DIRECT = """
 INSERT INTO clicks (id, link_id, clicked_at, referrer, user_agent)
@@ -60,10 +65,16 @@ def _header(value: str | None, limit: int) -> str | None:
     return None if value is None else value[:limit].replace("\x00", "")
 
 
-def event(link_id: int, *, referrer: str | None, user_agent: str | None) -> Event:
-    """A click event: the fields of one `clicks` row, with its id."""
+def event(link_id: int, *, referrer: str | None, user_agent: str | None,
+          request_id: str | None = None) -> Event:  # fmt: skip
+    """A click event: the fields of one `clicks` row, with its id. Behind rung's HAProxy a
+    request carries `X-Rung-Request`, the same on every retry of it: the id then comes
+    from it, so a redirect HAProxy sends again (its instance died after queueing the
+    click) writes one row, not two."""
     return {
-        "id": new_id(),
+        "id": str(uuid.uuid5(_RETRIED, request_id))
+        if request_id and _REQUEST_ID.fullmatch(request_id)
+        else new_id(),
         "link_id": link_id,
         "clicked_at": datetime.now(UTC).isoformat(),
         "referrer": _header(referrer, MAX_REFERRER),
@@ -85,11 +96,13 @@ class ClickRecorder:
         self._flusher: asyncio.Task[None] | None = None
         self._queue_down_until = 0.0
 
-    async def record(self, link_id: int, *, referrer: str | None, user_agent: str | None) -> None:
+    async def record(self, link_id: int, *, referrer: str | None, user_agent: str | None,
+                     request_id: str | None = None) -> None:  # fmt: skip
         """Return once the click is on the queue or in the table (or, with both down,
         counted as lost: the redirect itself still happens)."""
         done = asyncio.get_running_loop().create_future()
-        self._waiting.append((event(link_id, referrer=referrer, user_agent=user_agent), done))
+        click = event(link_id, referrer=referrer, user_agent=user_agent, request_id=request_id)
+        self._waiting.append((click, done))
         if self._flusher is None:
             # Its own context: the flush belongs to no request (and to no request's token).
             self._flusher = asyncio.create_task(
@@ -98,8 +111,8 @@ class ClickRecorder:
         await done  # a client that hangs up cancels only this wait: the click is still written
 
     async def close(self) -> None:
-        """Wait for the clicks in flight."""
-        if self._flusher is not None:
+        """Wait for the clicks in flight (a flush that ends may be followed by another)."""
+        while self._flusher is not None:
             await asyncio.shield(self._flusher)
 
     async def _flush(self) -> None:
@@ -108,12 +121,24 @@ class ClickRecorder:
                 batch, self._waiting = self._waiting[:_BATCH], self._waiting[_BATCH:]
                 try:
                     await self._store([e for e, _ in batch])
+                except Exception:  # the next batch still goes; no request waits forever
+                    self._lost(len(batch))
                 finally:
                     for _, done in batch:
                         if not done.done():
                             done.set_result(None)
         finally:
             self._flusher = None
+            leftover, self._waiting = self._waiting, []  # only when the flush was cancelled
+            if leftover:
+                self._lost(len(leftover), why="the flush was cancelled (shutting down)")
+                for _, done in leftover:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _lost(self, n: int, *, why: str = "neither the queue nor the database took them") -> None:
+        log.error("%d clicks lost: %s", n, why, exc_info=sys.exc_info()[0] is not None)
+        self.metrics.clicks_lost.inc(n)
 
     async def _store(self, events: list[Event]) -> None:
         if time.monotonic() < self._queue_down_until:
@@ -146,9 +171,6 @@ class ClickRecorder:
             await self.db.execute(INSERT_DIRECT, *columns)
         except Exception:
             # The redirect still happens: losing the click beats failing the visitor.
-            log.exception(
-                "%d clicks lost: neither the queue nor the database took them", len(events)
-            )
-            self.metrics.clicks_lost.inc(len(events))
+            self._lost(len(events))
             return
         self.metrics.click_fallbacks.inc(len(events))

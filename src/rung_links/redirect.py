@@ -40,8 +40,9 @@ _RETRY_AFTER_S = b"1"
 
 
 async def answer(
-    services: Services, slug: str, *, referrer: str | None, user_agent: str | None
-) -> Answer:
+    services: Services, slug: str, *, referrer: str | None, user_agent: str | None,
+    request_id: str | None = None,
+) -> Answer:  # fmt: skip
     """Status, headers and body for `GET /r/{slug}`; records the click of a 302."""
     if not SLUG.fullmatch(slug):
         return _UNKNOWN
@@ -50,7 +51,9 @@ async def answer(
         return _UNKNOWN
     if links.gone(record):
         return _GONE
-    await services.clicks.record(record["id"], referrer=referrer, user_agent=user_agent)
+    await services.clicks.record(
+        record["id"], referrer=referrer, user_agent=user_agent, request_id=request_id
+    )
     return 302, [(b"location", record["target_url"].encode())], b""
 
 
@@ -60,16 +63,19 @@ async def serve(
     """Answer `GET /r/{slug}` (with the header `extra`); a GET has no body to receive. A
     database the cache miss cannot reach is a 503 with Retry-After, as rung.web answers it
     on every other route."""
-    referrer = user_agent = None
+    referrer = user_agent = request_id = None
     for name, value in scope["headers"]:
         if name == b"referer":
             referrer = value.decode("latin-1")
         elif name == b"user-agent":
             user_agent = value.decode("latin-1")
+        elif name == b"x-rung-request":  # HAProxy's, the last one: see clicks.event
+            request_id = value.decode("latin-1")
     try:
         status, headers, body = await answer(
-            services, scope["path"][3:], referrer=referrer, user_agent=user_agent
-        )
+            services, scope["path"][3:], referrer=referrer, user_agent=user_agent,
+            request_id=request_id,
+        )  # fmt: skip
     except rung.DatabaseError as e:
         log.warning("redirect: the database cannot serve the link: %r", e)
         body = json.dumps({"error": type(e).__name__, "detail": str(e)}).encode()
@@ -97,8 +103,9 @@ def routes(services: Services) -> APIRouter:
         """Redirect to the link's target and count the click."""
         headers = request.headers
         status, raw, body = await answer(
-            services, slug, referrer=headers.get("referer"), user_agent=headers.get("user-agent")
-        )
+            services, slug, referrer=headers.get("referer"), user_agent=headers.get("user-agent"),
+            request_id=next(reversed(headers.getlist("x-rung-request")), None),
+        )  # fmt: skip
         return Response(body, status_code=status, headers={k.decode(): v.decode() for k, v in raw})
 
     return router

@@ -231,3 +231,23 @@ async def test_no_click_is_lost_with_the_queue_redis_stopped(
         f"WHERE links.slug = '{slug}'"
     )
     await poll(lambda: psql(system.ports["primary"], count) == "100", within=60)
+
+
+async def test_a_request_sent_again_is_one_click(
+    system: RungStack, user: httpx.AsyncClient
+) -> None:
+    """HAProxy gives each request an X-Rung-Request id, the same on a retry of it: an
+    instance that sees one id twice (the first instance died after queueing the click)
+    writes one click. A client's own X-Rung-Request is dropped at HAProxy."""
+    slug = await new_link(user)
+    replayed = {"X-Rung-Request": "4f1c2b9e-replayed-request"}
+    async with httpx.AsyncClient(base_url=instance_url(system, "app2")) as direct:
+        for _ in range(2):
+            assert (await direct.get(f"/r/{slug}", headers=replayed)).status_code == 302
+    for _ in range(2):  # through HAProxy: two requests, two ids
+        assert (await user.get(f"/r/{slug}", headers=replayed)).status_code == 302
+    count = (
+        "SELECT count(*) FROM clicks JOIN links ON links.id = clicks.link_id "
+        f"WHERE links.slug = '{slug}'"
+    )
+    await poll(lambda: system.sql("primary", count) == "3", within=60)

@@ -37,6 +37,8 @@ _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with the final NUL
 # - retry-on: the request is sent again after a connection failure (never sent, so always
 #   safe), and, for GET/HEAD/OPTIONS only, after an empty response or a response timeout:
 #   a POST the instance may have committed before it died is not replayed.
+# - X-Rung-Request: an id per request, the same on every retry of it (a client's own is
+#   dropped), so an app can tell a replayed GET from a new one (rung_links: one click each).
 # - checks every 500 ms, 2 to fall or rise: an instance that dies or starts draining is out
 #   within about a second; rung.web's drain keeps serving for its grace (2 s) meanwhile.
 _CONFIG = """\
@@ -68,6 +70,9 @@ defaults
 frontend web
     bind 127.0.0.1:{port}
     log stdout format raw local0
+    http-request del-header X-Rung-Request
+    unique-id-format %[uuid()]
+    unique-id-header X-Rung-Request
     default_backend {backend}
 
 backend {backend}
