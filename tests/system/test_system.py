@@ -16,7 +16,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rung.stack import Stack
-from rung.stack.postgres import psql
 from rung.testing import RungStack
 from tests.helpers import poll
 
@@ -62,6 +61,12 @@ async def user(system: RungStack) -> AsyncIterator[httpx.AsyncClient]:
         logged = await client.post("/api/login", json={"email": email, "password": password})
         assert logged.status_code == 200, logged.text
         yield client
+
+
+def clicks_of(system: RungStack, slug: str) -> int:
+    """The rows in `clicks` for link `slug`, on the primary."""
+    return int(system.sql("primary", "SELECT count(*) FROM clicks JOIN links "
+                          f"ON links.id = clicks.link_id WHERE links.slug = '{slug}'"))  # fmt: skip
 
 
 async def new_link(client: httpx.AsyncClient, target: str = "https://example.com/x") -> str:
@@ -136,11 +141,7 @@ async def test_a_thousand_redirects_are_a_thousand_clicks(
     slug = await new_link(user)
     for _ in range(1000):
         assert (await user.get(f"/r/{slug}")).status_code == 302
-    count = (
-        "SELECT count(*) FROM clicks JOIN links ON links.id = clicks.link_id "
-        f"WHERE links.slug = '{slug}'"
-    )
-    await poll(lambda: system.sql("primary", count) == "1000", within=60)
+    await poll(lambda: clicks_of(system, slug) == 1000, within=60)
 
     async def stats_show_them() -> bool:
         return (await user.get(f"/api/links/{slug}/stats")).json()["clicks"] == 1000
@@ -226,11 +227,7 @@ async def test_no_click_is_lost_with_the_queue_redis_stopped(
         await asyncio.to_thread(system.start, "queue")
     for _ in range(50):
         assert (await user.get(f"/r/{slug}")).status_code == 302
-    count = (
-        "SELECT count(*) FROM clicks JOIN links ON links.id = clicks.link_id "
-        f"WHERE links.slug = '{slug}'"
-    )
-    await poll(lambda: psql(system.ports["primary"], count) == "100", within=60)
+    await poll(lambda: clicks_of(system, slug) == 100, within=60)
 
 
 async def test_a_request_sent_again_is_one_click(
@@ -246,8 +243,4 @@ async def test_a_request_sent_again_is_one_click(
             assert (await direct.get(f"/r/{slug}", headers=replayed)).status_code == 302
     for _ in range(2):  # through HAProxy: two requests, two ids
         assert (await user.get(f"/r/{slug}", headers=replayed)).status_code == 302
-    count = (
-        "SELECT count(*) FROM clicks JOIN links ON links.id = clicks.link_id "
-        f"WHERE links.slug = '{slug}'"
-    )
-    await poll(lambda: system.sql("primary", count) == "3", within=60)
+    await poll(lambda: clicks_of(system, slug) == 3, within=60)
