@@ -39,14 +39,15 @@ log = logging.getLogger("rung_links")
 def create_app(settings: Settings) -> FastAPI:
     """The service on `settings`; `services(app)` gives its parts (for tests and tools)."""
     db = rung.Database(settings.primary_url, settings.replica_urls, max_size=settings.db_pool,
-                       max_lag=settings.max_lag)  # fmt: skip
+                       max_lag=settings.max_lag, max_queries=settings.db_max_queries)  # fmt: skip
     cache = rung.Cache(settings.cache_url, namespace=settings.namespace, db=db,
                        default_ttl=settings.link_ttl, local_size=settings.near_cache)  # fmt: skip
     queue = rung.Queue(settings.queue_url, stream=settings.stream,
                        max_depth=settings.queue_max_depth)  # fmt: skip
     singleton = rung.Singleton(settings.queue_url, name=settings.namespace)
     metrics = Metrics()
-    clicks = ClickRecorder(queue, db, metrics, cooldown=settings.queue_cooldown)
+    clicks = ClickRecorder(queue, db, metrics, cooldown=settings.queue_cooldown,
+                           direct=settings.clicks == "direct")  # fmt: skip
     built = Services(settings, db, cache, queue, clicks, metrics)
     jobs.Jobs(built).schedule(singleton)
 
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         async with contextlib.AsyncExitStack() as stack:
             await db.open()
             stack.push_async_callback(db.close)
-            applied = await migrate(db, instance=settings.instance)
+            applied = await migrate(db, instance=settings.instance, upto=settings.schema_version)
             if applied:
                 log.info("%s: applied migrations %s", settings.instance, applied)
             await cache.open()

@@ -9,6 +9,9 @@ the queue after all is still one row). Each direct insert counts in
 `rung_links_click_fallbacks_total`. After the queue was unreachable, clicks go straight to
 the table for `cooldown` seconds instead of each waiting out the queue's timeout.
 
+With `direct=True` (RUNG_LINKS_CLICKS=direct) there is no queue: each click is one INSERT
+the request waits for, as an app without the queue rung would do it.
+
 Group commit: concurrent `record` calls share one `put_many` (one Redis round trip) while
 the previous one is in flight, as PostgreSQL's commits share a WAL flush. Alone, a click is
 one round trip; under load, a round trip carries the clicks that arrived meanwhile.
@@ -86,12 +89,14 @@ class ClickRecorder:
     """Puts click events on `queue`, falling back to `db` (see the module docstring)."""
 
     def __init__(
-        self, queue: rung.Queue, db: rung.Database, metrics: Metrics, *, cooldown: float = 1.0
-    ) -> None:
+        self, queue: rung.Queue, db: rung.Database, metrics: Metrics, *, cooldown: float = 1.0,
+        direct: bool = False,
+    ) -> None:  # fmt: skip
         self.queue = queue
         self.db = db
         self.metrics = metrics
         self.cooldown = cooldown
+        self.direct = direct
         self._waiting: list[tuple[Event, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._queue_down_until = 0.0
@@ -100,8 +105,11 @@ class ClickRecorder:
                      request_id: str | None = None) -> None:  # fmt: skip
         """Return once the click is on the queue or in the table (or, with both down,
         counted as lost: the redirect itself still happens)."""
-        done = asyncio.get_running_loop().create_future()
         click = event(link_id, referrer=referrer, user_agent=user_agent, request_id=request_id)
+        if self.direct:  # no queue, no group commit: an INSERT per click, on the request path
+            await self._insert([click], fallback=False)
+            return
+        done = asyncio.get_running_loop().create_future()
         self._waiting.append((click, done))
         if self._flusher is None:
             # Its own context: the flush belongs to no request (and to no request's token).
@@ -163,7 +171,7 @@ class ClickRecorder:
         else:
             self.metrics.clicks_queued.inc(len(events))
 
-    async def _insert(self, events: list[Event]) -> None:
+    async def _insert(self, events: list[Event], *, fallback: bool = True) -> None:
         if not events:
             return
         columns = [[e[c] for e in events] for c in COLUMNS]
@@ -173,4 +181,5 @@ class ClickRecorder:
             # The redirect still happens: losing the click beats failing the visitor.
             self._lost(len(events))
             return
-        self.metrics.click_fallbacks.inc(len(events))
+        if fallback:
+            self.metrics.click_fallbacks.inc(len(events))

@@ -85,7 +85,7 @@ async def load(services: Services, slug: str) -> dict[str, Any] | None:
 async def lookup(services: Services, slug: str) -> dict[str, Any] | None:
     """The cached record of `slug` (None: no such link; an unknown slug is cached too, and
     creating it invalidates that)."""
-    result: dict[str, Any] | None = await services.cache.get_or_load(
+    result: dict[str, Any] | None = await services.cached(
         key(slug), lambda: load(services, slug), ttl=services.settings.link_ttl
     )
     return result

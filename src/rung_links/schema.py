@@ -57,11 +57,14 @@ def migrations() -> list[Migration]:
 
 
 async def migrate(
-    db: rung.Database, *, instance: str, pending: list[Migration] | None = None
-) -> list[int]:
-    """Apply the migrations `schema_migrations` does not record yet; the versions applied
-    by this call (none when another instance got there first)."""
+    db: rung.Database, *, instance: str, pending: list[Migration] | None = None,
+    upto: int | None = None,
+) -> list[int]:  # fmt: skip
+    """Apply the migrations `schema_migrations` does not record yet, up to version `upto`
+    (default: all); the versions applied by this call (none when another instance got there
+    first)."""
     todo = migrations() if pending is None else pending
+    todo = [m for m in todo if upto is None or m.version <= upto]
     applied: list[int] = []
     while True:
         async with db.transaction():

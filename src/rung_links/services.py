@@ -5,7 +5,9 @@ services = app.state.services     # what create_app built; the lifespan opens it
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import rung
 from rung_links.clicks import ClickRecorder
@@ -21,3 +23,9 @@ class Services:
     queue: rung.Queue
     clicks: ClickRecorder
     metrics: Metrics
+
+    async def cached(self, key: str, load: Callable[[], Awaitable[Any]], *, ttl: float) -> Any:
+        """`cache.get_or_load`, or `load()` itself when the settings turn the cache off."""
+        if not self.settings.cache:
+            return await load()
+        return await self.cache.get_or_load(key, load, ttl=ttl)

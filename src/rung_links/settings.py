@@ -7,7 +7,10 @@ Required: RUNG_PRIMARY_URL, RUNG_CACHE_URL, RUNG_QUEUE_URL, RUNG_SECRET (at leas
 characters: it signs sessions and consistency tokens, the same on every instance).
 Optional: RUNG_REPLICA_URLS (comma-separated), RUNG_INSTANCE (a name for logs and the
 `Rung-Instance` header), RUNG_GRACE (seconds of draining on SIGTERM), and the RUNG_LINKS_*
-variables below. A missing or malformed variable is a `ValueError` that names it.
+variables below. Four of them step down the ladder, for `rung lab` or a service that needs
+no more: RUNG_LINKS_CACHE=off, RUNG_LINKS_CLICKS=direct, RUNG_LINKS_SCHEMA_VERSION=1 (the
+tables without the secondary indexes) and RUNG_LINKS_DB_MAX_QUERIES=1 (no pooling).
+A missing or malformed variable is a `ValueError` that names it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from typing import overload
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+CLICKS = ("queue", "direct")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +51,11 @@ class Settings:
     db_pool: int = 10  # connections per database node
     max_lag: float = 5.0  # seconds behind past which a replica serves no reads
     queue_cooldown: float = 1.0  # seconds clicks skip an unreachable queue
+    # The ladder's lower rungs, as configuration (`rung lab` climbs them; docs/lab.md):
+    cache: bool = True  # off: every read goes to the database
+    clicks: str = "queue"  # "direct": each click is its own INSERT on the request path
+    schema_version: int | None = None  # apply migrations up to this version (None: all)
+    db_max_queries: int = 50_000  # statements per connection (1: a connection per statement)
 
     def __post_init__(self) -> None:
         for name in ("primary_url", "cache_url", "queue_url"):
@@ -65,6 +75,10 @@ class Settings:
                 raise ValueError(f"{name} must be > 0 seconds")
         if self.db_pool < 1 or self.queue_max_depth < 1 or self.near_cache < 0:
             raise ValueError("db_pool and queue_max_depth must be >= 1, near_cache >= 0")
+        if self.db_max_queries < 1 or (self.schema_version is not None and self.schema_version < 1):
+            raise ValueError("db_max_queries and schema_version must be >= 1")
+        if self.clicks not in CLICKS:
+            raise ValueError(f"clicks must be one of {', '.join(CLICKS)}, not {self.clicks!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +106,10 @@ class Settings:
             rollup_every=reader.seconds("RUNG_LINKS_ROLLUP_EVERY", 60.0),
             db_pool=reader.integer("RUNG_LINKS_DB_POOL", 10),
             max_lag=reader.seconds("RUNG_LINKS_MAX_LAG", 5.0),
+            cache=reader.flag("RUNG_LINKS_CACHE", True),
+            clicks=reader.choice("RUNG_LINKS_CLICKS", CLICKS),
+            schema_version=reader.integer("RUNG_LINKS_SCHEMA_VERSION", None),
+            db_max_queries=reader.integer("RUNG_LINKS_DB_MAX_QUERIES", 50_000),
         )
 
 
@@ -135,7 +153,17 @@ class _Reader:
             raise ValueError(f"{name} must be a finite number of seconds {bound}, not {raw!r}")
         return value
 
-    def integer(self, name: str, default: int) -> int:
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.env.get(name, "").strip() or choices[0]
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    @overload
+    def integer(self, name: str, default: int) -> int: ...
+    @overload
+    def integer(self, name: str, default: None) -> int | None: ...
+    def integer(self, name: str, default: int | None) -> int | None:
         raw = self.env.get(name, "").strip()
         if not raw:
             return default

@@ -50,7 +50,7 @@ def routes(services: Services) -> APIRouter:
         if record is None or record["deleted"]:
             raise HTTPException(404, "no such link")
         link_id = record["id"]
-        cached = await services.cache.get_or_load(
+        cached = await services.cached(
             f"stats:{link_id}",
             lambda: load(services, link_id, slug),
             ttl=services.settings.stats_ttl,

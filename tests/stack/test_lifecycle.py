@@ -112,13 +112,3 @@ def test_start_on_a_taken_port_is_a_clear_error(workdir: Path) -> None:
         s.listen()
         with pytest.raises(ComponentFailed, match=f"port {port} is already in use"):
             stack.start("cache")
-
-
-def test_demo_checks_a_throwaway_stack_end_to_end() -> None:
-    """`rung demo` starts a stack, replicates a row, uses both Redis, and takes it down."""
-    done = rung("demo")
-    assert done.returncode == 0, done.stderr
-    assert "read on replica1" in done.stdout
-    assert "SET then GET on the cache Redis" in done.stdout
-    assert "SET then GET on the queue Redis" in done.stdout
-    assert "stack down" in done.stdout

@@ -70,7 +70,9 @@ class Database:
     `acquire_timeout` before `PoolTimeout`, `max_lag` past which a replica serves no reads,
     `causal_wait` a read with a token may wait for a replica before using the primary,
     `statement_timeout` for a statement without its own `timeout=` (then
-    `StatementTimeout`; a read first tries a second node).
+    `StatementTimeout`; a read first tries a second node), `max_queries` a connection runs
+    before it is closed and replaced (asyncpg's; 1 opens a connection per statement, what an
+    app without a pool pays, which `rung lab` measures).
     """
 
     def __init__(
@@ -84,8 +86,10 @@ class Database:
         max_lag: float = 5.0,
         causal_wait: float = 0.05,
         statement_timeout: float = 30.0,
+        max_queries: int = 50_000,
     ) -> None:
         max_size = count("max_size", max_size, least=1)
+        max_queries = count("max_queries", max_queries, least=1)
         min_size = count("min_size", min_size, most=max_size)
         acquire_timeout = seconds("acquire_timeout", acquire_timeout, positive=True)
         self.max_lag = seconds("max_lag", max_lag)
@@ -94,7 +98,7 @@ class Database:
 
         def node(name: str, url: str, role: str) -> Node:
             return Node(name, url, role=role, min_size=min_size, max_size=max_size,
-                        acquire_timeout=acquire_timeout)  # fmt: skip
+                        acquire_timeout=acquire_timeout, max_queries=max_queries)  # fmt: skip
 
         self._primary = node("primary", primary, "primary")
         self._replicas = [node(f"replica{i}", url, "replica") for i, url in enumerate(replicas, 1)]

@@ -108,13 +108,14 @@ class Node:
     """A PostgreSQL server: the primary or a replica."""
 
     def __init__(self, name: str, url: str, *, role: str, min_size: int, max_size: int,
-                 acquire_timeout: float) -> None:  # fmt: skip
+                 acquire_timeout: float, max_queries: int = 50_000) -> None:  # fmt: skip
         self.name = name
         self.url = url
         self.role = role
         self.min_size = min_size
         self.max_size = max_size
         self.acquire_timeout = acquire_timeout
+        self.max_queries = max_queries
         self.pool: asyncpg.Pool | None = None
         self.pooled = True  # behind PgBouncer (statement cache off) until shown otherwise
         self.healthy = role == "primary"  # replicas earn it from the monitor's first poll
@@ -155,6 +156,7 @@ class Node:
             self.url,
             min_size=min_size,
             max_size=self.max_size,
+            max_queries=self.max_queries,
             timeout=self.acquire_timeout,  # connect timeout
             statement_cache_size=0 if self.pooled else 100,
         )

@@ -155,10 +155,13 @@ class HAProxy(Component):
             return False
         return True
 
-    def settle(self, timeout: float = 30.0) -> None:
-        """Return once every instance is UP after a check that passed."""
+    def settle(self, names: list[str] | None = None, *, timeout: float = 30.0) -> None:
+        """Return once every instance (or each of `names`, the ones running) is UP after a
+        check that passed."""
         deadline = time.monotonic() + timeout
-        while not_up := [b for b in self.backends() if not b.up]:
+        while not_up := [
+            b for b in self.backends() if not b.up and (names is None or b.name in names)
+        ]:
             if time.monotonic() > deadline:
                 reason = f"not every instance is UP after {timeout:.0f}s: {_describe(not_up)}"
                 raise ComponentFailed(self.name, reason, proc.tail(self.log))

@@ -6,7 +6,8 @@ Each process gets the stack through its environment: `RUNG_PRIMARY_URL` and
 `RUNG_REPLICA_URLS` (comma-separated) lead through PgBouncer, `RUNG_CACHE_URL`,
 `RUNG_QUEUE_URL`, `RUNG_SECRET` (one per stack directory, the same for every instance, so a
 cookie signed by one verifies on the next), `RUNG_INSTANCE` (its component name) and
-`RUNG_DIR`. SIGTERM stops both: an app drains (readiness first, then the requests in flight),
+`RUNG_DIR`; then the variables `Stack.configure` set, over those.
+SIGTERM stops both: an app drains (readiness first, then the requests in flight),
 a drain worker writes and acknowledges its batch in flight.
 """
 
@@ -34,6 +35,7 @@ GRACEFUL_SHUTDOWN = 10  # seconds uvicorn gives requests in flight once it stops
 
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _SECRET = re.compile(r"[0-9a-f]{64}")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _STACK_VARIABLE = re.compile(r"RUNG_(\w+_URLS?|DIR|SECRET|INSTANCE)")
 
 
@@ -47,6 +49,7 @@ class Service:
     app: str = DEFAULT_APP
     drain: str = DEFAULT_DRAIN
     workdir: str = field(default_factory=os.getcwd)
+    env: dict[str, str] = field(default_factory=dict)  # over the stack's (`Stack.configure`)
 
     def __post_init__(self) -> None:
         for option, target in (("--app", self.app), ("--drain", self.drain)):
@@ -54,6 +57,9 @@ class Service:
                 raise StackError(
                     f"{option} must be MODULE:NAME (e.g. myapp.main:app), not {target!r}"
                 )
+        for name, value in self.env.items():
+            if not (isinstance(value, str) and _ENV_NAME.fullmatch(name)) or "\0" in value:
+                raise StackError(f"the service's environment has a bad variable {name!r}")
 
 
 def secret(dir: Path) -> str:
@@ -105,6 +111,7 @@ class ServiceProcess(Component):
             "RUNG_SECRET": secret(self.layout.dir),
             "RUNG_INSTANCE": self.name,
             "RUNG_DIR": str(self.layout.dir),
+            **self.service.env,
         }
 
 

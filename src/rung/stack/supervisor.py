@@ -13,6 +13,7 @@ Instances start together and stop together, and so do workers.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import os
@@ -20,7 +21,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,23 +179,48 @@ class Stack:
             self._purge(record)
         return stopped
 
-    def start(self, name: str) -> None:
-        """Start one stopped component again, on the port it had; an app instance is back
-        once HAProxy has it UP again."""
+    def start(self, *names: str) -> None:
+        """Start stopped components again, together, on the ports they had; an app instance
+        is back once HAProxy has it UP again."""
         with self._locked():
             record = self._require()
-            if record.get(name) is None:
-                raise StackError(f"no component '{name}' in {self.file}")
-            self._start(record, [name], None)
-            self._rebalanced(record, [name])
+            for name in names:
+                if record.get(name) is None:
+                    raise StackError(f"no component '{name}' in {self.file}")
+            for group in groups(list(names)):
+                self._start(record, group, None)
+            self._rebalanced(record, list(names))
 
-    def stop(self, name: str) -> None:
-        """Stop one component; its port and data are kept for `start`."""
+    def stop(self, *names: str) -> None:
+        """Stop components (those of one kind together); their ports and data are kept for
+        `start`."""
         with self._locked():
             record = self._require()
-            if record.get(name) is None:
-                raise StackError(f"no component '{name}' in {self.file}")
-            self._stop(record, [name])
+            for name in names:
+                if record.get(name) is None:
+                    raise StackError(f"no component '{name}' in {self.file}")
+            for group in groups(list(names)):
+                self._stop(record, group)
+
+    def configure(self, env: Mapping[str, str]) -> None:
+        """Set the environment the app instances and drain workers get over the stack's,
+        from their next start (`stop` then `start` them): how `rung lab` climbs the ladder.
+
+            stack.configure({"RUNG_LINKS_CACHE": "off"}); stack.stop("app1"); stack.start("app1")
+        """
+        with self._locked():
+            record = self._require()
+            record.service = dataclasses.replace(record.service, env=dict(env))
+            record.save(self.file)
+
+    def routed(self) -> list[str]:
+        """The app instances HAProxy sends requests to now (UP after a check that passed)."""
+        record = self._require()
+        if record.get("haproxy") is None:
+            return []
+        haproxy = self._component(record, "haproxy")
+        assert isinstance(haproxy, HAProxy)
+        return [b.name for b in haproxy.backends() if b.up]
 
     def signal(self, name: str, sig: signal.Signals) -> None:
         """Send `sig` to component `name` (SIGSTOP/SIGCONT to make it hang and come back);
@@ -319,7 +345,10 @@ class Stack:
         if balancer is None or not _alive(balancer) or "haproxy" in restarted:
             return  # a HAProxy just started has settled already
         if any(component_class(name).kind == "app" for name in restarted):
-            self._component(record, "haproxy").settle()
+            running = [c.name for c in record.components if c.kind == "app" and _alive(c)]
+            haproxy = self._component(record, "haproxy")
+            assert isinstance(haproxy, HAProxy)
+            haproxy.settle(running)
 
     def _stop_all(self, record: StackFile) -> None:
         """Stop every component, in reverse start order: HAProxy first, the servers last."""
