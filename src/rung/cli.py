@@ -13,9 +13,7 @@ import asyncio
 import enum
 import json
 import logging
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +28,6 @@ from rung.errors import ComponentFailed, RungError
 from rung.queue import Queue
 from rung.queue.runner import serve
 from rung.stack import Stack, default_dir
-from rung.stack.smoke import smoke
 from rung.state.lint import lint_paths, reporters
 
 app = typer.Typer(
@@ -39,7 +36,7 @@ app = typer.Typer(
     help="rung: read/write splitting, cache-aside, stateless instances and a queue-based "
     "load leveller, on a real local stack.",
 )
-out = Console()
+console = Console()
 err = Console(stderr=True)
 
 DirOption = Annotated[
@@ -84,11 +81,11 @@ def up(
         on_start=lambda name: err.print(f"starting {name}…"),
     )
     if result.already_running and not result.started:
-        out.print(f"a stack is already running in {stack.dir}; nothing changed")
+        console.print(f"a stack is already running in {stack.dir}; nothing changed")
     elif result.already_running:
-        out.print(f"restarted {', '.join(result.started)} in {stack.dir}")
+        console.print(f"restarted {', '.join(result.started)} in {stack.dir}")
     else:
-        out.print(f"stack up in {stack.dir} in {result.seconds:.1f}s")
+        console.print(f"stack up in {stack.dir} in {result.seconds:.1f}s")
     if result.already_running:
         kinds = [c.kind for c in result.stack.components]
         running = {"instances": kinds.count("app"), "workers": kinds.count("drain")}
@@ -115,7 +112,7 @@ def status(
         urls = record.urls() if record else {}
         print(json.dumps({**urls, "healthy": healthy, "components": report}, indent=2))
     else:
-        out.print(_status_table(report))
+        console.print(_status_table(report))
     raise typer.Exit(0 if healthy else 1)
 
 
@@ -139,11 +136,11 @@ def down(
     stack = _stack(dir)
     stopped = stack.down(purge=purge)
     if stopped:
-        out.print(f"stopped {', '.join(stopped)}")
+        console.print(f"stopped {', '.join(stopped)}")
     else:
-        out.print(f"nothing was running in {stack.dir}")
+        console.print(f"nothing was running in {stack.dir}")
     if purge:
-        out.print(f"removed {stack.dir}")
+        console.print(f"removed {stack.dir}")
 
 
 @app.command()
@@ -176,7 +173,7 @@ def replay_dead(
         async with Queue(queue_url, stream=stream) as queue:
             return await queue.replay_dead()
 
-    out.print(f"replayed {asyncio.run(replay())} dead letters onto {stream!r}")
+    console.print(f"replayed {asyncio.run(replay())} dead letters onto {stream!r}")
 
 
 class Format(enum.StrEnum):
@@ -206,23 +203,38 @@ def lint(
 
 
 @app.command()
+def lab(
+    dir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="A running stack to measure (default: start a throwaway "
+                     "one). Its rung_links tables are replaced by the lab's data."),
+    ] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Short steps (about 3 minutes).")] = False,
+    out: Annotated[Path, typer.Option("--out", help="Where the report goes.")] = Path("rung-lab"),
+    stages: Annotated[
+        str | None,
+        typer.Option("--stages", metavar="LIST", help="Comma-separated stages (default: all): "
+                     "naive,indexes,pool,pgbouncer,replica,cache,instances,queue."),
+    ] = None,
+) -> None:  # fmt: skip
+    """Climb the ladder on rung_links and measure what each rung buys; writes an HTML report
+    with charts, PNGs, a markdown summary and results.json."""
+    from rung.lab.console import lab as run_lab
+
+    index = run_lab(dir=dir, quick=quick, out=out, stages_=stages, console=console)
+    console.print(f"report: {index.absolute()}")
+
+
+@app.command()
 def demo(
-    replicas: Annotated[int, typer.Option(min=1, help="Streaming replicas.")] = 1,
+    out: Annotated[Path, typer.Option("--out", help="Where the report goes.")] = Path("rung-demo"),
 ) -> None:
-    """Start a throwaway stack, check it end to end, and take it down again."""
-    workdir = Path(tempfile.mkdtemp(prefix="rung-demo-"))
-    workdir.chmod(0o755)
-    stack = Stack(workdir / "stack")
-    try:
-        result = stack.up(replicas=replicas, on_start=lambda name: err.print(f"starting {name}…"))
-        out.print(f"stack up in {result.seconds:.1f}s")
-        out.print(_status_table(stack.status()))
-        for line in smoke(result.stack):
-            out.print(f"[green]✓[/] {line}")
-    finally:
-        stack.down(purge=True)
-        shutil.rmtree(workdir, ignore_errors=True)
-        out.print("stack down")
+    """The main job: start a throwaway stack, climb the ladder quickly (`rung lab --quick`),
+    print the report's path, take the stack down."""
+    from rung.lab.console import lab as run_lab
+
+    index = run_lab(dir=None, quick=True, out=out, stages_=None, console=console)
+    console.print(f"report: {index.absolute()}")
 
 
 def _status_table(report: list[dict[str, Any]]) -> Table:
@@ -247,7 +259,7 @@ def _detail(c: dict[str, Any]) -> str:
 
 def _print_urls(urls: dict[str, Any]) -> None:
     for key, value in urls.items():
-        out.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
+        console.print(f"  {key}: {', '.join(value) if isinstance(value, list) else value}")
 
 
 # What a command raises for a cause outside rung's control, beside its own RungError: a bad

@@ -50,6 +50,12 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
 ON CONFLICT (id) DO NOTHING
 """
 
+INSERT_ONE = """
+INSERT INTO clicks (id, link_id, clicked_at, referrer, user_agent)
+VALUES ($1::text::uuid, $2, $3::text::timestamptz, $4, $5)
+ON CONFLICT (id) DO NOTHING
+"""
+
 Event = dict[str, Any]
 
 
@@ -97,6 +103,7 @@ class ClickRecorder:
         self.metrics = metrics
         self.cooldown = cooldown
         self.direct = direct
+        self._direct: set[asyncio.Task[None]] = set()  # direct inserts in flight
         self._waiting: list[tuple[Event, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._queue_down_until = 0.0
@@ -107,7 +114,7 @@ class ClickRecorder:
         counted as lost: the redirect itself still happens)."""
         click = event(link_id, referrer=referrer, user_agent=user_agent, request_id=request_id)
         if self.direct:  # no queue, no group commit: an INSERT per click, on the request path
-            await self._insert([click], fallback=False)
+            await self._insert_one(click)
             return
         done = asyncio.get_running_loop().create_future()
         self._waiting.append((click, done))
@@ -122,6 +129,7 @@ class ClickRecorder:
         """Wait for the clicks in flight (a flush that ends may be followed by another)."""
         while self._flusher is not None:
             await asyncio.shield(self._flusher)
+        await asyncio.gather(*self._direct)
 
     async def _flush(self) -> None:
         try:
@@ -171,7 +179,22 @@ class ClickRecorder:
         else:
             self.metrics.clicks_queued.inc(len(events))
 
-    async def _insert(self, events: list[Event], *, fallback: bool = True) -> None:
+    async def _insert_one(self, click: Event) -> None:
+        # Its own context, as a flush has: the click is no write the visitor reads back, so
+        # it sets no consistency token (and no cookie) on the redirect.
+        # A visitor who hangs up cancels only the wait (shield): the row is still written.
+        task = asyncio.create_task(self._write_one(click), context=contextvars.Context())
+        self._direct.add(task)
+        task.add_done_callback(self._direct.discard)
+        await asyncio.shield(task)
+
+    async def _write_one(self, click: Event) -> None:
+        try:
+            await self.db.execute(INSERT_ONE, *(click[c] for c in COLUMNS))
+        except Exception:
+            self._lost(1)
+
+    async def _insert(self, events: list[Event]) -> None:
         if not events:
             return
         columns = [[e[c] for e in events] for c in COLUMNS]
@@ -181,5 +204,4 @@ class ClickRecorder:
             # The redirect still happens: losing the click beats failing the visitor.
             self._lost(len(events))
             return
-        if fallback:
-            self.metrics.click_fallbacks.inc(len(events))
+        self.metrics.click_fallbacks.inc(len(events))

@@ -104,6 +104,16 @@ class _Waiter:
     expired: bool = False
 
 
+SERVER_SETTINGS = {"client_encoding": "UTF8"}
+
+
+async def _no_reset(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Behind PgBouncer in transaction mode a connection released to the pool gets no
+    session reset: it would run on whichever server connection is free, not the one the
+    session's state is on, and cost four statements per transaction (asyncpg's
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`)."""
+
+
 class Node:
     """A PostgreSQL server: the primary or a replica."""
 
@@ -159,6 +169,10 @@ class Node:
             max_queries=self.max_queries,
             timeout=self.acquire_timeout,  # connect timeout
             statement_cache_size=0 if self.pooled else 100,
+            # asyncpg asks for 'utf-8' at startup; PgBouncer compares that with the server's
+            # 'UTF8' and sends a SET client_encoding before every transaction it hands on.
+            server_settings=SERVER_SETTINGS,
+            reset=_no_reset if self.pooled else None,
         )
         try:
             return await pool

@@ -1,0 +1,105 @@
+"""Box sizes: a CPU limit per tier, so that one small machine shows each inflection point.
+
+    boxes = Boxes.create()              # None-safe: `boxes.why` says when limits cannot hold
+    boxes.put("primary", 0.5, [postmaster_pid])   # the process and all its descendants
+    boxes.close()                        # every process back where it was, the groups removed
+
+A box is a cgroup v1 `cpu` group with a CFS quota (`cpu.cfs_quota_us` per
+`cpu.cfs_period_us`): 0.5 CPU is 50 ms of CPU time per 100 ms, however many processes are
+in it. A process forked later (a PostgreSQL backend) inherits its parent's box. Where the
+machine has no writable cgroup v1 `cpu` controller (no root, cgroup v2 only) nothing is
+limited and `why` says so; the lab's report states it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+CPU_ROOT = Path("/sys/fs/cgroup/cpu")
+
+
+class Boxes:
+    """The lab's cgroups under `root/name`, one per tier; see the module docstring."""
+
+    def __init__(self, root: Path, name: str, *, why: str | None = None) -> None:
+        self.root = root
+        self.dir = root / name
+        self.why = why  # None: limits hold
+        self.sizes: dict[str, float] = {}
+
+    @classmethod
+    def create(cls, root: Path = CPU_ROOT) -> Boxes:
+        name = f"rung-lab-{os.getpid()}"
+        why = _unavailable(root)
+        boxes = cls(root, name, why=why)
+        if why is None:
+            try:
+                boxes.dir.mkdir(exist_ok=True)
+            except OSError as e:
+                boxes.why = f"cannot create a cgroup under {root}: {e.strerror}"
+        return boxes
+
+    @property
+    def enforced(self) -> bool:
+        return self.why is None
+
+    def put(self, box: str, cpus: float, pids: Iterable[int]) -> None:
+        """Limit box `box` to `cpus` CPUs and move `pids` and their descendants into it."""
+        self.sizes[box] = cpus
+        if self.why is not None:
+            return
+        group = self.dir / box
+        group.mkdir(exist_ok=True)
+        period = int((self.root / "cpu.cfs_period_us").read_text())
+        (group / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * period))))
+        for pid in _with_descendants(pids):
+            with contextlib.suppress(ProcessLookupError, FileNotFoundError, OSError):
+                (group / "cgroup.procs").write_text(str(pid))
+
+    def close(self) -> None:
+        """Move every process back to the root group and remove the lab's groups."""
+        if not self.dir.is_dir():
+            return
+        for group in [*sorted(p for p in self.dir.iterdir() if p.is_dir()), self.dir]:
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):
+                        (self.root / "cgroup.procs").write_text(pid)
+            if group != self.dir:
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+        with contextlib.suppress(OSError):
+            self.dir.rmdir()
+
+
+def _unavailable(root: Path) -> str | None:
+    if not (root / "cpu.cfs_quota_us").is_file():
+        return f"no cgroup v1 cpu controller at {root}"
+    if not os.access(root, os.W_OK):
+        return f"{root} is not writable (run as root to limit CPU per tier)"
+    return None
+
+
+def _with_descendants(pids: Iterable[int]) -> list[int]:
+    """`pids` and every process descended from them (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.append(pid)
+            todo.extend(children.get(pid, ()))
+    return found
