@@ -57,13 +57,17 @@ def test_xfetch_never_refreshes_far_from_expiry_and_always_past_it() -> None:
 
 
 def test_xfetch_refreshes_more_often_as_expiry_nears() -> None:
-    """With δ = 1 s, 0.5 s before expiry P = e^-0.5 ≈ 0.61; 3 s before, e^-3 ≈ 0.05."""
-    near = Entry(time.time() + 0.5, 1.0, {}, "v")
-    farther = Entry(time.time() + 3.0, 1.0, {}, "v")
-    near_rate = sum(near.refresh_early(1.0) for _ in range(4000)) / 4000
-    farther_rate = sum(farther.refresh_early(1.0) for _ in range(4000)) / 4000
-    assert 0.5 < near_rate < 0.72
-    assert 0.02 < farther_rate < 0.09
+    """With δ = 1 s, a draw u refreshes when -ln(1 - u) >= the time left: 0.5 s before
+    expiry that is u >= 1 - e^-0.5 ≈ 0.39 (P ≈ 0.61); 3 s before, u >= 1 - e^-3 ≈ 0.95."""
+    now = 1_000_000.0
+    near = Entry(now + 0.5, 1.0, {}, "v")
+    farther = Entry(now + 3.0, 1.0, {}, "v")
+    assert [near.refresh_early(1.0, now=now, draw=u) for u in (0.38, 0.40, 0.9)] == [
+        False, True, True
+    ]  # fmt: skip
+    assert [farther.refresh_early(1.0, now=now, draw=u) for u in (0.40, 0.94, 0.96)] == [
+        False, False, True
+    ]  # fmt: skip
 
 
 def test_xfetch_is_off_with_beta_zero() -> None:

@@ -38,12 +38,17 @@ class Entry:
                 return False
         return True
 
-    def refresh_early(self, beta: float) -> bool:
+    def refresh_early(
+        self, beta: float, *, now: float | None = None, draw: float | None = None
+    ) -> bool:
         """XFetch (Vattani et al., VLDB 2015): refresh when `now - δ·β·ln(rand) >= expiry`,
-        so the chance rises smoothly as expiry nears and one caller goes first."""
+        so the chance rises smoothly as expiry nears and one caller goes first. `now` (Unix
+        seconds) and `draw` (uniform in [0, 1)) default to the clock and `random.random()`."""
         if beta <= 0 or self.delta <= 0:
             return False
-        return time.time() - self.delta * beta * math.log(1.0 - random.random()) >= self.expires_at
+        now = time.time() if now is None else now
+        draw = random.random() if draw is None else draw
+        return now - self.delta * beta * math.log(1.0 - draw) >= self.expires_at
 
 
 def decode(raw: bytes) -> Entry | None:
