@@ -50,6 +50,8 @@ FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[])
 ON CONFLICT (id) DO NOTHING
 """
 
+# One row, no arrays: asyncpg introspects an array type once per connection (a slow catalog
+# query), which a connection per statement (RUNG_LINKS_DB_MAX_QUERIES=1) would pay each time.
 INSERT_ONE = """
 INSERT INTO clicks (id, link_id, clicked_at, referrer, user_agent)
 VALUES ($1::text::uuid, $2, $3::text::timestamptz, $4, $5)

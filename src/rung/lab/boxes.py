@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -48,16 +49,18 @@ class Boxes:
 
     def put(self, box: str, cpus: float, pids: Iterable[int]) -> None:
         """Limit box `box` to `cpus` CPUs and move `pids` and their descendants into it."""
+        # The writes below (and in close) are to cgroup control files, not app state.
         self.sizes[box] = cpus
         if self.why is not None:
             return
-        group = self.dir / box
+        group = self.dir / re.sub(r"[^A-Za-z0-9_.-]+", "-", box)  # "haproxy+pgbouncer" too
         group.mkdir(exist_ok=True)
         period = int((self.root / "cpu.cfs_period_us").read_text())
-        (group / "cpu.cfs_quota_us").write_text(str(max(1000, int(cpus * period))))
+        quota = str(max(1000, int(cpus * period)))
+        (group / "cpu.cfs_quota_us").write_text(quota)  # rung: ignore[RUNG201]
         for pid in _with_descendants(pids):
             with contextlib.suppress(ProcessLookupError, FileNotFoundError, OSError):
-                (group / "cgroup.procs").write_text(str(pid))
+                (group / "cgroup.procs").write_text(str(pid))  # rung: ignore[RUNG201]
 
     def close(self) -> None:
         """Move every process back to the root group and remove the lab's groups."""
@@ -67,7 +70,7 @@ class Boxes:
             with contextlib.suppress(OSError):
                 for pid in (group / "cgroup.procs").read_text().split():
                     with contextlib.suppress(OSError):
-                        (self.root / "cgroup.procs").write_text(pid)
+                        (self.root / "cgroup.procs").write_text(pid)  # rung: ignore[RUNG201]
             if group != self.dir:
                 with contextlib.suppress(OSError):
                     group.rmdir()

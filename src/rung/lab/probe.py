@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
 
 _READ = re.compile(r"\s*select\b(?!.*\bpg_)", re.IGNORECASE | re.DOTALL)
 LINK_READ = "FROM links WHERE slug = $1"  # links.LOAD: a link record the cache missed
@@ -85,13 +86,12 @@ class Statements:
 def cache_counters(app_urls: list[str]) -> dict[str, float]:
     """`rung_cache_hits_total` and `rung_cache_misses_total` summed over `app_urls`."""
     total = {"hits": 0.0, "misses": 0.0}
+    wanted = {"rung_cache_hits_total": "hits", "rung_cache_misses_total": "misses"}
     for url in app_urls:
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
             text = response.read().decode()
-        for line in text.splitlines():
-            name, _, value = line.partition(" ")
-            if name == "rung_cache_hits_total":
-                total["hits"] += float(value)
-            elif name == "rung_cache_misses_total":
-                total["misses"] += float(value)
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name in wanted:
+                    total[wanted[sample.name]] += sample.value
     return total

@@ -106,6 +106,7 @@ class Lab:
         self.record: StackFile = _require(stack)
         self.urls = self.record.urls()
         self.cookie: str | None = None
+        self.seeded = False  # the first stage's instances create the tables, then the seed
         self.generator_cpu = 0.0
         self.spike_base = 0.0
 
@@ -325,12 +326,16 @@ class Lab:
         return time.monotonic() - began
 
     async def _clicks(self) -> int:
+        count: int = await self._on_primary("SELECT count(*) FROM clicks")
+        return count
+
+    async def _on_primary(self, sql: str) -> Any:
+        """The first value `sql` returns, on a connection of its own to the primary."""
         conn = await asyncpg.connect(self.urls["primary_url"], statement_cache_size=0)
         try:
-            count: int = await conn.fetchval("SELECT count(*) FROM clicks")
+            return await conn.fetchval(sql)
         finally:
             await conn.close()
-        return count
 
     # --- the stack --------------------------------------------------------------------------
 
@@ -363,9 +368,7 @@ class Lab:
         for component in self.record.components:
             box = tiers.get(component.name)
             if box is not None and component.pid is not None:
-                self.boxes.put(
-                    box.replace(" ", "-").replace("+", "-"), BOX_CPUS[box], [component.pid]
-                )
+                self.boxes.put(box, BOX_CPUS[box], [component.pid])
 
     def _nodes(self) -> dict[str, str]:
         urls = self.urls
@@ -381,16 +384,12 @@ class Lab:
     async def _reset(self) -> None:
         """Drop rung_links' tables: the first stage's instances create them at its schema."""
         self.progress("reset", {})
-        conn = await asyncpg.connect(self.urls["primary_url"], statement_cache_size=0)
-        try:
-            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            await conn.execute(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
-        finally:
-            await conn.close()
+        await self._on_primary("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await self._on_primary(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
         self.seeded = False
 
     async def _seed_once(self) -> None:
-        if getattr(self, "seeded", False):
+        if self.seeded:
             return
         self.progress("seed", {"links": self.plan.links, "clicks": self.plan.clicks})
         await seed(
@@ -403,11 +402,7 @@ class Lab:
         self.cookie = await asyncio.to_thread(_login, self.urls["app_url"])
 
     async def _postgres_version(self) -> str:
-        conn = await asyncpg.connect(self.urls["primary_url"], statement_cache_size=0)
-        try:
-            version: str = await conn.fetchval("SHOW server_version")
-        finally:
-            await conn.close()
+        version: str = await self._on_primary("SHOW server_version")
         return version.split()[0]
 
 

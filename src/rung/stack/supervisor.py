@@ -183,10 +183,7 @@ class Stack:
         """Start stopped components again, together, on the ports they had; an app instance
         is back once HAProxy has it UP again."""
         with self._locked():
-            record = self._require()
-            for name in names:
-                if record.get(name) is None:
-                    raise StackError(f"no component '{name}' in {self.file}")
+            record = self._require(*names)
             for group in groups(list(names)):
                 self._start(record, group, None)
             self._rebalanced(record, list(names))
@@ -195,10 +192,7 @@ class Stack:
         """Stop components (those of one kind together); their ports and data are kept for
         `start`."""
         with self._locked():
-            record = self._require()
-            for name in names:
-                if record.get(name) is None:
-                    raise StackError(f"no component '{name}' in {self.file}")
+            record = self._require(*names)
             for group in groups(list(names)):
                 self._stop(record, group)
 
@@ -258,10 +252,14 @@ class Stack:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _require(self) -> StackFile:
+    def _require(self, *names: str) -> StackFile:
+        """The stack file, which must have each of `names`."""
         record = self.load()
         if record is None:
             raise StackError(f"no stack in {self.dir}: start one with `rung up --dir {self.dir}`")
+        for name in names:
+            if record.get(name) is None:
+                raise StackError(f"no component '{name}' in {self.file}")
         return record
 
     @contextlib.contextmanager
