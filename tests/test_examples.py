@@ -1,5 +1,6 @@
 """Every example the docs include runs, against the session's real stack."""
 
+import json
 import os
 import re
 import subprocess
@@ -165,3 +166,23 @@ def test_web_two_instances_example_reads_its_write_through_the_other(
 def test_the_web_docs_show_the_example_as_it_is() -> None:
     page = (EXAMPLES.parent / "docs" / "web.md").read_text()
     assert (EXAMPLES / "web_two_instances.py").read_text().rstrip("\n") in page
+
+
+def test_the_lab_results_example_reads_a_report() -> None:
+    """examples/lab_results.py over a real run's results.json: a line per stage, the
+    ordering, and each claim that did not hold; docs/lab.md shows the script as it is."""
+    sample = EXAMPLES.parent / "tests" / "lab" / "sample_results.json"
+    done = subprocess.run([sys.executable, str(EXAMPLES / "lab_results.py"), str(sample)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    results = json.loads(sample.read_text())
+    lines = done.stdout.splitlines()
+    stages = len(results["stages"])
+    assert [line.split()[0] for line in lines[:stages]] == [
+        s["title"].split()[0] for s in results["stages"]
+    ]
+    assert lines[stages] == f"ordering: {results['ordering']}"
+    assert len(lines) == stages + 1 + sum(not c["held"] for c in results["claims"])
+    page = (EXAMPLES.parent / "docs" / "lab.md").read_text()
+    script = (EXAMPLES / "lab_results.py").read_text()
+    assert re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)[0] in script

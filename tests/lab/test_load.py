@@ -471,6 +471,55 @@ async def test_the_search_never_measures_more_than_its_steps() -> None:
         assert steps == len(await load.search(capacity(1e9), start=10, p99=0.1, steps=steps))
 
 
+def stalled_once(limit: float, at: float) -> Callable[[float], asyncio.Future[Run]]:
+    """`capacity(limit)`, except that the first run at rate `at` has one stall: 2 % of its
+    requests answer in 0.5 s, the rest in 10 ms."""
+    seen: set[float] = set()
+
+    async def measure(rate: float) -> Run:
+        if rate != at or at in seen:
+            return await capacity(limit)(rate)
+        seen.add(at)
+        n = int(rate)
+        slow = max(2, n // 50)
+        samples = [Sample("redirect", i / rate, 0.5 if i < slow else 0.010, 200) for i in range(n)]
+        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
+
+    return measure  # type: ignore[return-value]
+
+
+async def test_confirm_measures_a_stalled_step_again_and_the_search_goes_on() -> None:
+    steps = await load.search(stalled_once(1000, 400), start=200, p99=0.1, factor=2, steps=5,
+                              confirm=True)  # fmt: skip
+    assert [(s.rate, s.ok) for s in steps] == [
+        (200, True), (400, False), (400, True), (800, True), (1600, False)
+    ]  # fmt: skip
+    # The control: without confirm the stall caps the search below the knee.
+    plain = await load.search(stalled_once(1000, 400), start=200, p99=0.1, factor=2, steps=5)
+    best = load.sustainable(plain)
+    assert best is not None and best.rate < 400
+
+
+async def test_confirm_takes_a_saturated_step_at_its_word() -> None:
+    """Past the knee the median is slow too: no second look."""
+    steps = await load.search(capacity(1000), start=800, p99=0.1, factor=2, steps=3,
+                              confirm=True)  # fmt: skip
+    assert [(s.rate, s.ok) for s in steps] == [
+        (800, True),
+        (1600, False),
+        (math.sqrt(800 * 1600), False),
+    ]
+
+
+async def test_confirm_counts_a_second_failure() -> None:
+    async def always_stalls(rate: float) -> Run:
+        samples = [Sample("redirect", i / rate, 0.5 if i < 5 else 0.010, 200) for i in range(100)]
+        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
+
+    steps = await load.search(always_stalls, start=100, p99=0.1, factor=2, steps=4, confirm=True)  # type: ignore[arg-type]
+    assert [(s.rate, s.ok) for s in steps] == [(100, False), (100, False), (50, False), (50, False)]
+
+
 def test_a_run_meets_the_objective_only_within_latency_errors_and_rate() -> None:
     def run(latency: float, errors: int) -> Run:
         samples = synthetic(*[latency] * (100 - errors)) + synthetic(*[0.0] * errors, status=0)

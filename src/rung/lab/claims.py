@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 Claim = dict[str, Any]
+# Throughputs within this factor of each other count as the same. On a 2-core machine that
+# runs every tier and the load, a stage's knee moves by up to a third from run to run.
+TIE = 1.5
 
 
 def claims(results: dict[str, Any]) -> list[Claim]:
@@ -64,24 +67,23 @@ def claims(results: dict[str, Any]) -> list[Claim]:
     if cache and cache["cache"]["hit_rate"] is not None:
         hit = cache["cache"]["hit_rate"]
         per = cache["cache"]["db_reads_per_redirect"]
-        before = replica or pool or indexed
-        ratio = _ratio(cache["throughput"], before["throughput"]) if before else None
-        held = hit >= 0.9 and per is not None and per <= 0.11 and (ratio or 0) > 1
-        why = (
-            f"the hit rate was {hit:.0%}"
-            if hit < 0.9
-            else "the database was not the bottleneck: the app instance's CPU box was, so "
-            "sparing the database reads did not raise throughput"
-            if (ratio or 0) <= 1
-            else f"{per} database reads per redirect"
-        )
         add(
-            "At a 90 % hit rate the cache cuts database reads per redirect to 0.11 or less "
-            "and lifts throughput (the seed: about 10x)",
-            f"{hit:.1%} hits, {per} database reads per redirect, throughput {_x(ratio)}",
-            held,
-            why,
+            "At a 90 % hit rate the cache cuts database reads per redirect to 0.11 or less",
+            f"{hit:.1%} hits, {per} database reads per redirect",
+            hit >= 0.9 and per is not None and per <= 0.11,
+            f"the hit rate was {hit:.0%}" if hit < 0.9 else f"{per} database reads per redirect",
         )
+        before = replica or stages.get("pgbouncer") or pool
+        if before:
+            ratio = _ratio(cache["throughput"], before["throughput"])
+            add(
+                "The cache lifts throughput by at least 1.1x (the seed: about 10x the reads)",
+                f"{_rate(before['throughput'])} -> {_rate(cache['throughput'])} ({_x(ratio)})",
+                ratio is not None and ratio >= 1.1,
+                "one app instance's CPU box binds before the database does: a redirect "
+                "still inserts its click, and a cache hit spares the instance only the "
+                "read's share of its work",
+            )
 
     many = stages.get("instances")
     if cache and many:
@@ -121,6 +123,29 @@ def claims(results: dict[str, Any]) -> list[Claim]:
             why,
         )
     return found
+
+
+def ordering(results: dict[str, Any], *, tie: float = TIE) -> str:
+    """The stages in ladder order, each joined to the one before by how its throughput
+    compares: `<` (at least `tie` times higher), `>` (that much lower) or `=`.
+
+        "naive < indexes < pool = pgbouncer = replica = cache < instances < queue"
+
+    Two runs on one machine give the same string when each rung's effect is larger than the
+    run-to-run noise; `tie` absorbs that noise.
+    """
+    words: list[str] = []
+    previous: float | None = None
+    for stage in results["stages"]:
+        now = stage["throughput"]
+        if words:
+            ratio = _ratio(now, previous)
+            words.append(
+                "?" if ratio is None else "<" if ratio >= tie else ">" if ratio <= 1 / tie else "="
+            )
+        words.append(stage["id"])
+        previous = now
+    return " ".join(words)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -59,6 +59,7 @@ def lab(*, dir: Path | None, quick: bool, out: Path, stages_: str | None, consol
         mark = "[green]✓[/]" if claim["held"] else "[red]✗[/]"
         why = f" [dim]({claim['why']})[/]" if claim["why"] else ""
         console.print(f"{mark} {claim['claim']}: {claim['measured']}{why}")
+    console.print(f"throughput, stage by stage: {results['ordering']}")
     return index
 
 

@@ -603,12 +603,18 @@ async def search(
     steps: int = 6,
     floor: float = 1.0,
     error_budget: float = 0.01,
+    confirm: bool = False,
     on_step: Callable[[Step], None] | None = None,
 ) -> list[Step]:
     """The steps measured looking for the highest rate that meets the objective: up by
     `factor` from `start` while steps pass, then the geometric mean of the best passing and
     the lowest failing rate; down by `factor` (to `floor` at least) while none has passed.
-    At most `steps` measurements; `sustainable(steps)` is the answer."""
+    At most `steps` measurements; `sustainable(steps)` is the answer.
+
+    With `confirm`, a step that fails while its median is within a quarter of `p99` is
+    measured once more at the same rate, and only a second failure counts: a service that
+    is not saturated fails its p99 only through a stall (a checkpoint, a collection), and
+    one stall would otherwise cap the search below the knee."""
     for name, value in (("start", start), ("p99", p99), ("floor", floor)):
         if not (value > 0 and math.isfinite(value)):
             raise ValueError(f"{name} must be a positive finite number, not {value!r}")
@@ -622,12 +628,17 @@ async def search(
     passed: float | None = None  # the highest rate that met the objective
     failed: float | None = None  # the lowest that did not
     rate = start
+    retested = False  # the step before was this rate's first failure, measured again
     while len(measured) < steps:
         outcome = await measure(rate)
         step = Step(rate=rate, run=outcome, ok=meets(outcome, p99=p99, error_budget=error_budget))
         measured.append(step)
         if on_step is not None:
             on_step(step)
+        if confirm and not step.ok and not retested and outcome.percentile(50) <= p99 / 4:
+            retested = True
+            continue
+        retested = False
         if step.ok:
             passed = rate if passed is None else max(passed, rate)
         else:

@@ -380,6 +380,11 @@ def _claim_cells(claim: dict[str, Any]) -> list[str]:
     return [str(text), str(measured), _held(claim), str(claim.get("why") or "")]
 
 
+def _ordering(results: dict[str, Any]) -> str:
+    ordering = results.get("ordering")
+    return f"Throughput, stage by stage: {ordering}" if isinstance(ordering, str) else ""
+
+
 def summary(results: dict[str, Any]) -> str:
     """The report as markdown: the stage table, the claims, the boxes and the generator."""
     claims = [c for c in results.get("claims") or [] if isinstance(c, dict)]
@@ -395,6 +400,8 @@ def summary(results: dict[str, Any]) -> str:
         "## The seed's claims, measured",
         "",
         *_md_table(["claim", "measured", "held", "why"], [_claim_cells(c) for c in claims]),
+        "",
+        _ordering(results),
         "",
         "## Boxes and load generator",
         "",
@@ -595,6 +602,7 @@ def page(results: dict[str, Any], pngs: dict[str, bytes]) -> str:
         f'<p class="facts">{_e(" · ".join(_facts(results)))}</p>',
         "<h2>The seed's claims, measured</h2>",
         _claims_html(results),
+        f"<p>{_e(_ordering(results))}</p>",
         "<h2>Charts</h2>",
         _charts_html(results, pngs),
         "<h2>Each stage</h2>",

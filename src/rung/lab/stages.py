@@ -43,6 +43,8 @@ class Stage:
             env["RUNG_LINKS_DB_MAX_QUERIES"] = "1"
         if not self.indexes:
             env["RUNG_LINKS_SCHEMA_VERSION"] = "1"
+        if self.cache:  # a dashboard's numbers may be a minute old (the service's default: 5 s)
+            env["RUNG_LINKS_STATS_TTL"] = "60"
         return env
 
 

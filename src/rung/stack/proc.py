@@ -79,6 +79,15 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time the process has used (user and system), or None when there is no such pid."""
+    try:
+        fields = _fields(Path(f"/proc/{pid}/stat").read_text())
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _fields(stat: str) -> list[str]:
     # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
     return stat[stat.rindex(")") + 2 :].split()

@@ -1,0 +1,64 @@
+"""`rung lab --quick` twice on one stack: is the ladder's ordering the same both times?
+
+Each climb empties rung_links' tables and the cache and seeds them again, so the two runs
+start alike. Prints each run's throughput per stage, its ordering and its claims, then
+whether the orderings match (exit 1 if not).
+
+    python bench/lab_twice.py               # a throwaway stack, or RUNG_DIR's
+    python bench/lab_twice.py --runs 3 --out lab-runs   # each run's report in lab-runs/run-N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from rung.lab import report
+from rung.lab.run import INSTANCES, Lab, Plan
+from rung.lab.stages import STAGES
+from rung.stack import Stack
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="write each run's report here")
+    args = parser.parse_args()
+    runs = args.runs
+    own = None
+    if os.environ.get("RUNG_DIR"):
+        stack = Stack(os.environ["RUNG_DIR"])
+    else:
+        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
+        own.chmod(0o755)  # the unprivileged server user must reach it
+        stack = Stack(own / "stack")
+        stack.up(replicas=1, instances=INSTANCES, workers=1)
+    orderings = []
+    try:
+        for run in range(1, runs + 1):
+            results = asyncio.run(Lab(stack, plan=Plan.quick_plan()).climb(STAGES))
+            if args.out is not None:
+                report.write(results, args.out / f"run-{run}")
+            print(f"run {run} ({results['seconds']:.0f} s):")
+            for s in results["stages"]:
+                print(f"  {s['title']:<14} {s['throughput'] or 0:>7.0f} req/s")
+            for c in results["claims"]:
+                print(f"  {'held' if c['held'] else 'NOT HELD'}: {c['claim']}: {c['measured']}")
+            print(f"  ordering: {results['ordering']}")
+            orderings.append(results["ordering"])
+    finally:
+        if own is not None:
+            stack.down(purge=True)
+            shutil.rmtree(own, ignore_errors=True)
+    same = len(set(orderings)) == 1
+    print("same ordering in every run" if same else "the orderings differ")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
