@@ -517,10 +517,11 @@ async def _sample_depth(queue: rung.Queue, into: list[tuple[float, int]], began:
 
 
 def _spike_base(results: list[dict[str, Any]]) -> float:
-    """The spike's base rate: 10 % of the best sustainable rate so far (direct inserts, N
-    instances), so that the spike (10x) is what direct inserts sustain at a 100 ms p99."""
+    """The spike's base rate: 12 % of the best sustainable rate so far (direct inserts, N
+    instances), so that the spike (10x) is 1.2 times what direct inserts sustain. Not
+    less: the spike is all redirects, lighter than the mix that rate was measured on."""
     best = max((r["throughput"] or 0.0 for r in results), default=0.0)
-    return max(10.0, best * 0.10)
+    return max(10.0, best * 0.12)
 
 
 def _latency_ms(run: load.Run) -> dict[str, float | None]:
