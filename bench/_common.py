@@ -31,8 +31,9 @@ def stack_urls(*, replicas: int = 1) -> Iterator[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def running_stack(*, replicas: int = 1) -> Iterator[Stack]:
-    """The stack `RUNG_DIR` names, else a throwaway one with `replicas` replicas."""
+def running_stack(*, replicas: int = 1, instances: int = 0, workers: int = 0) -> Iterator[Stack]:
+    """The stack `RUNG_DIR` names, else a throwaway one with `replicas` replicas, and
+    `instances` app instances and `workers` drain workers of rung_links."""
     own = None
     if os.environ.get("RUNG_DIR"):
         stack = Stack(os.environ["RUNG_DIR"])
@@ -40,7 +41,7 @@ def running_stack(*, replicas: int = 1) -> Iterator[Stack]:
         own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
         own.chmod(0o755)  # the unprivileged server user must reach it
         stack = Stack(own / "stack")
-        stack.up(replicas=replicas)
+        stack.up(replicas=replicas, instances=instances, workers=workers)
     try:
         yield stack
     finally:

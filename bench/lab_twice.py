@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
+
+from _common import running_stack
 
 from rung.lab import report
 from rung.lab.run import INSTANCES, Lab, Plan
 from rung.lab.stages import STAGES
-from rung.stack import Stack
 
 
 def main() -> int:
@@ -30,16 +28,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="write each run's report here")
     args = parser.parse_args()
     runs = args.runs
-    own = None
-    if os.environ.get("RUNG_DIR"):
-        stack = Stack(os.environ["RUNG_DIR"])
-    else:
-        own = Path(tempfile.mkdtemp(prefix="rung-bench-"))
-        own.chmod(0o755)  # the unprivileged server user must reach it
-        stack = Stack(own / "stack")
-        stack.up(replicas=1, instances=INSTANCES, workers=1)
     orderings = []
-    try:
+    with running_stack(replicas=1, instances=INSTANCES, workers=1) as stack:
         for run in range(1, runs + 1):
             results = asyncio.run(Lab(stack, plan=Plan.quick_plan()).climb(STAGES))
             if args.out is not None:
@@ -51,10 +41,6 @@ def main() -> int:
                 print(f"  {'held' if c['held'] else 'NOT HELD'}: {c['claim']}: {c['measured']}")
             print(f"  ordering: {results['ordering']}")
             orderings.append(results["ordering"])
-    finally:
-        if own is not None:
-            stack.down(purge=True)
-            shutil.rmtree(own, ignore_errors=True)
     same = len(set(orderings)) == 1
     print("same ordering in every run" if same else "the orderings differ")
     return 0 if same else 1
