@@ -4,8 +4,9 @@ same Redis and PostgreSQL.
 - put: `queue.put(event)` vs raw `XADD stream * e <orjson>` vs saq `enqueue`, each call
   awaited in turn (same pipelining: none), 1 task and 16 tasks;
 - drain: rows/s into PostgreSQL of `rung.Drain` + `TableSink` (COPY into a staging table,
-  INSERT ... ON CONFLICT, XACK after commit) vs raw asyncpg `copy_records_to_table` of the
-  same rows in the same batch size, one transaction per batch; and jobs/s of a saq worker
+  INSERT ... ON CONFLICT, XACK after commit), with batches of 1,000 and of 5,000, vs raw
+  asyncpg `copy_records_to_table` of the same rows in batches of 1,000, one transaction per
+  batch, and vs one bulk `copy_records_to_table` of all of them; and jobs/s of a saq worker
   processing no-op jobs (defaults, concurrency 10).
 
     python bench/queue_vs_peers.py      # starts a throwaway stack (or set RUNG_DIR)
@@ -32,7 +33,7 @@ import rung
 
 SECONDS = 2.0
 ROUNDS = 3
-ROWS = 50_000
+ROWS = 100_000
 SAQ_JOBS = 10_000
 BATCH = 1000
 
@@ -79,21 +80,24 @@ async def drains(primary_url: str, queue_url: str, run: str) -> dict[str, float]
     out: dict[str, float] = {}
 
     # rung: put everything, then time the drain from start to empty
-    async with rung.Queue(queue_url, stream=f"bench-drain-{run}", max_depth=10 * ROWS) as queue:
-        for start in range(0, ROWS, BATCH):
-            await queue.put_many([event(i) for i in range(start, start + BATCH)])
-        db = rung.Database(primary_url, min_size=1, max_size=2)
-        async with db:
-            drain = rung.Drain(queue, rung.TableSink(db, table="bench_rung", columns=columns,
-                                                     key="id"), batch_size=BATCH)  # fmt: skip
-            began = time.monotonic()
-            task = asyncio.create_task(drain.run())
-            while (await queue.stats())["depth"]:  # noqa: ASYNC110 (the state is in Redis)
-                await asyncio.sleep(0.01)
-            out["drain_rung_rows_per_s"] = ROWS / (time.monotonic() - began)
-            drain.stop()
-            await task
-            assert await db.fetchval("SELECT count(*) FROM bench_rung") == ROWS
+    for size in (BATCH, 5 * BATCH):
+        stream = f"bench-drain-{run}-{size}"
+        async with rung.Queue(queue_url, stream=stream, max_depth=10 * ROWS) as queue:
+            for start in range(0, ROWS, BATCH):
+                await queue.put_many([event(i) for i in range(start, start + BATCH)])
+            db = rung.Database(primary_url, min_size=1, max_size=2)
+            async with db:
+                await db.execute("TRUNCATE bench_rung")
+                sink = rung.TableSink(db, table="bench_rung", columns=columns, key="id")
+                drain = rung.Drain(queue, sink, batch_size=size)
+                began = time.monotonic()
+                task = asyncio.create_task(drain.run())
+                while (await queue.stats())["depth"]:  # noqa: ASYNC110 (the state is in Redis)
+                    await asyncio.sleep(0.01)
+                out[f"drain_rung_batch{size}_rows_per_s"] = ROWS / (time.monotonic() - began)
+                drain.stop()
+                await task
+                assert await db.fetchval("SELECT count(*) FROM bench_rung") == ROWS
 
     # raw: the same rows, COPY per batch, one transaction each
     rows = [(uuid.uuid4(), i % 1000, _at(), "x") for i in range(ROWS)]
@@ -103,6 +107,10 @@ async def drains(primary_url: str, queue_url: str, run: str) -> dict[str, float]
             await setup.copy_records_to_table("bench_raw", records=rows[start : start + BATCH],
                                               columns=list(columns))  # fmt: skip
     out["drain_raw_copy_rows_per_s"] = ROWS / (time.monotonic() - began)
+    await setup.execute("TRUNCATE bench_raw")
+    began = time.monotonic()
+    await setup.copy_records_to_table("bench_raw", records=rows, columns=list(columns))
+    out["drain_bulk_copy_rows_per_s"] = ROWS / (time.monotonic() - began)
     await setup.execute("DROP TABLE bench_rung; DROP TABLE bench_raw")
     await setup.close()
 
@@ -148,9 +156,11 @@ async def main(urls: dict[str, Any]) -> dict[str, float]:
         out[f"put_{tasks}task_rung_vs_saq"] = round(
             rung_put / med[f"put_{tasks}task_saq_enqueue"], 3
         )
-    drained = med["drain_rung_rows_per_s"]
+    drained = med[f"drain_rung_batch{BATCH}_rows_per_s"]
     out["drain_rung_vs_raw_copy"] = round(drained / med["drain_raw_copy_rows_per_s"], 3)
     out["drain_rung_vs_saq_noop"] = round(drained / med["saq_noop_jobs_per_s"], 3)
+    bigger = med[f"drain_rung_batch{5 * BATCH}_rows_per_s"]
+    out["drain_rung_batch5000_vs_bulk_copy"] = round(bigger / med["drain_bulk_copy_rows_per_s"], 3)
     return out
 
 

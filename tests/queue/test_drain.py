@@ -3,6 +3,7 @@ trigger's RAISE) is split out and dead-lettered while the rest is written; an ou
 waited out without splitting or counting deliveries; a batch that fails as a whole for no
 reason a row explains is split after a few tries."""
 
+import asyncio
 import random
 import secrets
 import uuid
@@ -160,3 +161,62 @@ async def test_a_batch_that_keeps_failing_as_a_whole_is_split_after_a_few_tries(
     letters = await dead_letters(rung_stack, stream)
     assert [letter[b"error"] for letter in letters] == [b"RuntimeError: the service is confused"]
     assert drain.stats()["batch_failures"] == BATCH_TRIES
+
+
+class HeldSink:
+    """Records each batch's `n`s; the batch holding n=0 waits until `release` is set."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.batches: list[list[int]] = []
+
+    async def write(self, batch: Sequence[Delivery]) -> Failures:
+        ns = [int(d.event()["n"]) for d in batch]
+        self.batches.append(ns)
+        if 0 in ns:
+            await self.release.wait()
+        return {}
+
+
+async def test_the_next_batch_is_written_while_one_is_held(
+    rung_stack: RungStack, stream: str
+) -> None:
+    """Two batches in flight: the second is written and acknowledged while the first
+    still waits; on stop() the held one is finished and acknowledged too."""
+    held = HeldSink()
+    async with rung.Queue(rung_stack.queue_url, stream=stream) as queue:
+        await queue.put_many([{"n": i} for i in range(20)])
+        drain = rung.Drain(queue, held, batch_size=10)
+        task = asyncio.create_task(drain.run())
+        await poll(lambda: len(held.batches) == 2)
+        assert sorted(held.batches[0] + held.batches[1]) == list(range(20))
+        await poll(lambda: drain.stats()["written"] == 10)  # the batch that was not held
+        drain.stop()
+        assert not task.done()  # the held batch keeps run() from returning
+        held.release.set()
+        await asyncio.wait_for(task, 10.0)
+        assert drain.stats()["written"] == 20
+        stats = await queue.stats()
+        assert (stats["depth"], stats["pending"]) == (0, 0)
+
+
+async def test_cancelling_a_drain_with_batches_in_flight_leaves_no_task(
+    rung_stack: RungStack, stream: str
+) -> None:
+    held = HeldSink()
+    async with rung.Queue(rung_stack.queue_url, stream=stream) as queue:
+        await queue.put_many([{"n": i} for i in range(20)])
+        drain = rung.Drain(queue, held, batch_size=10, claim_idle=1.0)
+        before = asyncio.all_tasks()
+        task = asyncio.create_task(drain.run())
+        await poll(lambda: len(held.batches) == 2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert asyncio.all_tasks() == before
+        # The held batch was never acknowledged: it comes back to the next drain.
+        held.release.set()
+        again = rung.Drain(queue, held, batch_size=10, claim_idle=1.0)
+        async with running(again):
+            await drained(queue)
+        assert 0 in held.batches[-1] or any(0 in b for b in held.batches[2:])

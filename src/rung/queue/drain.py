@@ -6,8 +6,10 @@
 
 Each round: take entries a dead drain left behind (idle past `claim_idle`), else read up
 to a batch of new ones (waiting at most `max_wait` to fill it); pace; write the batch;
-acknowledge what was written, only after the sink's commit. While a batch is being written
-its entries are renewed, so a slow batch is never taken by another drain.
+acknowledge what was written, only after the sink's commit. Two batches are written at
+once (`WRITERS`), each in its own transaction: while PostgreSQL commits one, the next is
+read from the queue and encoded. While a batch is being written its entries are renewed,
+so a slow batch is never taken by another drain.
 
 A write that fails is classified (`rung.queue.faults`): an outage is waited out with the
 batch held, a growing pause between tries; an error that points at the data splits the
@@ -41,6 +43,7 @@ from rung.queue.sinks import Failures, Sink
 
 log = logging.getLogger("rung.drain")
 
+WRITERS = 2  # batches written at once (see run)
 _FORGET_EVERY = 30.0  # seconds between sweeps of consumers that left nothing behind
 _PAUSE_FIRST, _PAUSE_MOST = 0.05, 2.0  # seconds between tries of a failed batch
 
@@ -99,8 +102,8 @@ class Drain:
         self._backoff = Backoff(first=_PAUSE_FIRST, most=_PAUSE_MOST)
 
     def stop(self) -> None:
-        """Finish the batch in flight (write, acknowledge), then return from `run()`. A batch
-        that is waiting out an outage is left unacknowledged: it comes back after
+        """Finish the batches in flight (write, acknowledge), then return from `run()`. A
+        batch that is waiting out an outage is left unacknowledged: it comes back after
         `claim_idle`."""
         self._stopping.set()
 
@@ -115,28 +118,41 @@ class Drain:
         broker = self.queue.broker
         next_reclaim = next_forget = 0.0
         backoff = Backoff(first=0.05, most=1.0)
-        while not self._stopping.is_set():
-            try:
-                now = time.monotonic()
-                batch: list[Delivery] = []
-                if now >= next_reclaim:
-                    next_reclaim = now + self.claim_idle / 2
-                    batch = await broker.reclaim(
-                        self.consumer, idle=self.claim_idle, count=self.pacer.batch(self.batch_size)
-                    )
-                    self._stats.reclaimed += len(batch)
-                if now >= next_forget:
-                    next_forget = now + _FORGET_EVERY
-                    await broker.forget(idle=max(60.0, 10 * self.claim_idle))
-                if not batch:
-                    batch = await self._collect()
-                if batch:
-                    await self._handle(batch)
-                backoff.reset()
-            except QueueError as e:  # unreachable, or (rarely) a command it refused
-                pause = backoff.next()
-                log.warning("the queue failed, retrying in %.2fs: %s", pause, e)
-                await self._pause(pause)
+        # Up to WRITERS batches are written at once, each in its own transaction: while
+        # PostgreSQL commits one, the next is read from the queue and encoded.
+        writing: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    await _finished(writing, least=len(writing) - WRITERS + 1)
+                    now = time.monotonic()
+                    batch: list[Delivery] = []
+                    if now >= next_reclaim:
+                        next_reclaim = now + self.claim_idle / 2
+                        count = self.pacer.batch(self.batch_size)
+                        batch = await broker.reclaim(self.consumer, idle=self.claim_idle,
+                                                     count=count)  # fmt: skip
+                        self._stats.reclaimed += len(batch)
+                    if now >= next_forget:
+                        next_forget = now + _FORGET_EVERY
+                        await broker.forget(idle=max(60.0, 10 * self.claim_idle))
+                    if not batch:
+                        batch = await self._collect()
+                    if batch:
+                        writing.add(asyncio.create_task(self._handle(batch)))
+                    backoff.reset()
+                except QueueError as e:  # unreachable, or (rarely) a command it refused
+                    pause = backoff.next()
+                    log.warning("the queue failed, retrying in %.2fs: %s", pause, e)
+                    await self._pause(pause)
+            with contextlib.suppress(QueueError):  # unacknowledged: back after claim_idle
+                await _finished(writing, least=len(writing))  # stopped: finish what is written
+        finally:
+            # Cancelled: what was being written comes back after claim_idle, and what was
+            # committed already is skipped by key.
+            for task in writing:
+                task.cancel()
+            await asyncio.gather(*writing, return_exceptions=True)
 
     async def _collect(self) -> list[Delivery]:
         """New entries: as many as are there up to a batch, else wait up to `max_wait`
@@ -256,3 +272,15 @@ class Drain:
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""
         await wait_set(self._stopping, seconds)
+
+
+async def _finished(tasks: set[asyncio.Task[None]], *, least: int) -> None:
+    """Wait until at least `least` of `tasks` are done; drop every done one from `tasks`,
+    raising the first error among them (a QueueError of its acknowledgement)."""
+    while sum(t.done() for t in tasks) < least:
+        pending = [t for t in tasks if not t.done()]
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    done = [t for t in tasks if t.done()]
+    tasks.difference_update(done)
+    for task in done:
+        task.result()

@@ -11,8 +11,11 @@ split it until the rows that fail are alone (a bad row).
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
+
+import orjson
 
 from rung._options import count
 from rung.db import Database
@@ -23,22 +26,24 @@ Failures = dict[int, str]  # index in the batch -> the error, as text
 
 class Sink(Protocol):
     async def write(self, batch: Sequence[Delivery]) -> Failures:
-        """Write `batch`; return the entries that failed on their own."""
+        """Write `batch`; return the entries that failed on their own. A drain writes two
+        batches at once, so two calls may run concurrently."""
 
 
 class TableSink:
     """Writes events as rows of a PostgreSQL table, each batch in one transaction: COPY into
-    a staging table, then `INSERT ... SELECT ... ON CONFLICT (key) DO NOTHING`. An event
-    delivered twice (a drain died between commit and ack) is written once, and so is a
-    batch written again after a failure.
+    a staging table with the target's column types, then `INSERT ... SELECT ... ON CONFLICT
+    (key) DO NOTHING`. An event delivered twice (a drain died between commit and ack) is
+    written once, and so is a batch written again after a failure.
 
         sink = rung.TableSink(db, table="clicks", columns=("id", "link_id", "clicked_at"), key="id")
 
-    Event fields map to columns by name and PostgreSQL converts them to the column types
-    (`json_populate_record`): an ISO timestamp string fills a timestamptz, a UUID string a
-    uuid. Fields that are not in `columns` are ignored. A batch that fails raises the
-    driver's error, unchanged, for the drain to classify; each statement is bounded by the
-    Database's `statement_timeout`.
+    Event fields map to columns by name, and PostgreSQL reads each value as it reads text in
+    COPY: an ISO timestamp string fills a timestamptz, a UUID string a uuid, a list or an
+    object a json column. A missing field or null is NULL; fields that are not in `columns`
+    are ignored. A batch that fails raises the driver's error, unchanged, for the drain to
+    classify (a value a column cannot take is SQLSTATE class 22); each statement is bounded
+    by the Database's `statement_timeout`.
     """
 
     def __init__(self, db: Database, *, table: str, columns: Sequence[str], key: str) -> None:
@@ -46,29 +51,66 @@ class TableSink:
             raise ValueError(f"columns must name the key column {key!r}")
         self.db = db
         self.table = table
+        self.columns = tuple(columns)
         target = _qualified(table)
-        self._stage = "rung_stage_" + "_".join(table.split("."))  # a temp table per session
+        # A temp table per session (so per server connection behind PgBouncer), emptied at
+        # each commit; its name is new with each layout, since a pooler's sessions outlive
+        # the app that made them.
+        self._stage = "rung_copy_" + "_".join(table.split("."))
         stage = _ident(self._stage)
         cols = ", ".join(map(_ident, columns))
-        picked = ", ".join(f"r.{_ident(c)}" for c in columns)
-        self._create = f"CREATE TEMP TABLE IF NOT EXISTS {stage} (doc json) ON COMMIT DELETE ROWS"
+        self._create = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
+            f"AS SELECT {cols} FROM {target} WITH NO DATA"
+        )
         self._insert = (
-            f"INSERT INTO {target} ({cols}) SELECT {picked} "
-            f"FROM {stage} s, json_populate_record(NULL::{target}, s.doc) r "
+            f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
             f"ON CONFLICT ({_ident(key)}) DO NOTHING"
         )
 
     async def write(self, batch: Sequence[Delivery]) -> Failures:
         await self.db.open()  # a factory need not have opened it (open is idempotent)
         bound = self.db.statement_timeout  # the block's statements are ours to bound
+        rows = copy_text(batch, self.columns)
         async with self.db.transaction() as conn:
             await conn.execute(self._create, timeout=bound)
-            records = [(d.raw.decode(),) for d in batch]
-            await conn.copy_records_to_table(
-                self._stage, records=records, columns=["doc"], timeout=bound
+            await conn.copy_to_table(
+                self._stage, source=io.BytesIO(rows), columns=list(self.columns), timeout=bound
             )
             await conn.execute(self._insert, timeout=bound)
         return {}
+
+
+def copy_text(batch: Sequence[Delivery], columns: Sequence[str]) -> bytes:
+    """`batch` as COPY's text format: a line per event, its `columns` tab-separated."""
+    lines = []
+    for delivery in batch:
+        values = map(orjson.loads(delivery.raw).get, columns)
+        if b"\\" in delivery.raw:  # JSON escapes every backslash, tab and line break
+            lines.append("\t".join(map(_field, values)))
+        else:  # so without one, no string needs escaping
+            lines.append("\t".join([v if v.__class__ is str else _field(v) for v in values]))
+    lines.append("")
+    return "\n".join(lines).encode()
+
+
+def _field(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float):
+        return repr(value)
+    else:
+        text = orjson.dumps(value).decode()
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.translate(_ESCAPES)
+    return text
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 class HandlerSink:
