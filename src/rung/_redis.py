@@ -23,6 +23,7 @@ caller's bad input is never taken for an outage (and never opens a circuit break
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -98,6 +99,12 @@ class Store:
         if isinstance(e, RedisTimeoutError):
             return self._unavailable(f"Redis gave no answer within {self.timeout}s")
         return self._unavailable(f"Redis cannot be reached: {e}")
+
+    async def open(self) -> None:
+        """Connect now rather than on the first call. A Redis that is down is no error
+        here: the calls fail fast (`unavailable`) until it is back."""
+        with contextlib.suppress(RungError):
+            await self.run(lambda r: r.ping(), idempotent=True)
 
     async def close(self) -> None:
         await self.redis.aclose()

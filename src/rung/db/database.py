@@ -135,6 +135,7 @@ class Database:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor_task
             self._monitor_task = None
+        self._monitor.close()
         await asyncio.gather(*(n.close() for n in self._nodes))
 
     async def __aenter__(self) -> Database:

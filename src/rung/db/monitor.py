@@ -84,6 +84,12 @@ class Monitor:
                 return now - at, behind
         return now - self.history[0][0], behind  # behind all we remember
 
+    def close(self) -> None:
+        """Drop the monitor's own connections (one per node); the next poll opens new ones."""
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.terminate()  # no round trip: a hung node cannot hold up close()
+
     async def _ask(self, node: Node, sql: str) -> asyncpg.Record:
         conn = self._conns.get(node.name)
         timeout = min(1.0, node.acquire_timeout)

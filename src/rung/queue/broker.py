@@ -70,4 +70,8 @@ class Broker(Protocol):
     async def stats(self) -> dict[str, Any]:
         """depth, pending, lag, oldest_age_s, dead."""
 
+    async def open(self) -> None:
+        """Connect; a broker that is down is no error here (the calls then raise
+        `QueueUnavailable` until it is back)."""
+
     async def close(self) -> None: ...

@@ -70,10 +70,16 @@ class Queue:
             url, stream, timeout=self.timeout, window=self.dedupe_window
         )
 
+    async def open(self) -> None:
+        """Connect now rather than on the first call; a Redis that is down is no error here
+        (calls then raise `QueueUnavailable` until it is back)."""
+        await self.broker.open()
+
     async def close(self) -> None:
         await self.broker.close()
 
     async def __aenter__(self) -> Queue:
+        await self.open()
         return self
 
     async def __aexit__(self, *exc: object) -> None:

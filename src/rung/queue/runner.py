@@ -24,10 +24,12 @@ from typing import Any
 
 from rung.errors import QueueError
 from rung.queue.drain import Drain
+from rung.queue.sinks import TableSink
 
 
 async def serve(spec: str) -> dict[str, Any]:
-    """Build the drain `spec` names, run it until a signal, close its queue; its stats."""
+    """Build the drain `spec` names, run it until a signal, close its queue (and a
+    TableSink's database); its stats."""
     drain = await build(spec)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -38,6 +40,8 @@ async def serve(spec: str) -> dict[str, Any]:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         await drain.queue.close()
+        if isinstance(drain.sink, TableSink):  # the factory's, so this process's to close
+            await drain.sink.db.close()
     return drain.stats()
 
 

@@ -125,6 +125,9 @@ class RedisStreams:
         self._reclaim = redis.register_script(_RECLAIM)
         self._group_ready = False
 
+    async def open(self) -> None:
+        await self._store.open()
+
     async def close(self) -> None:
         await self._store.close()
 

@@ -113,8 +113,20 @@ class Singleton:
         self._release = redis.register_script(RELEASE_IF_OWNER)
         self._jobs: dict[str, _Periodic] = {}
 
+    async def open(self) -> None:
+        """Connect now rather than on the first call (a Redis that is down is no error
+        here)."""
+        await self._store.open()
+
     async def close(self) -> None:
         await self._store.close()
+
+    async def __aenter__(self) -> Singleton:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def every(self, seconds: float) -> Callable[[Job], Job]:
         """Register `fn(fencing_token)` to run once per `seconds` tick across instances."""
