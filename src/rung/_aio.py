@@ -56,9 +56,10 @@ class deadline:  # a lower-case name: it reads like the asyncio.timeout it stand
         traceback: TracebackType | None,
     ) -> None:
         self._handle.cancel()
-        if not self._cancels:
-            return
         for _ in range(self._cancels):
             self._task.uncancel()  # ours: each one we made
-        if kind is asyncio.CancelledError and self._task.cancelling() <= self._entered:
+        outside = self._task.cancelling() > self._entered  # asked to cancel while in here
+        if kind is asyncio.CancelledError and self._cancels and not outside:
             raise TimeoutError(f"no result within {self._seconds}s") from error
+        if kind is None and outside:  # swallowed inside the block: it stays a cancellation
+            raise asyncio.CancelledError()
