@@ -63,7 +63,10 @@ def test_every_stage_measures_real_traffic(results: dict[str, Any]) -> None:
     assert [s["id"] for s in results["stages"]] == [s.id for s in STAGES]
     for stage in results["stages"]:
         assert stage["requests"] > 0 and stage["latency_ms"]["p50"] > 0, stage["id"]
-        assert sum(n["statements_per_s"] for n in stage["db"].values()) > 0, stage["id"]
+        # Shares of the reads counted on each node add up to 1 once any was counted; with
+        # the cache on, a step may have sent none to the database.
+        if stage["cache"]["hit_rate"] is None:
+            assert sum(stage["read_share"].values()) == pytest.approx(1.0, abs=0.01), stage["id"]
     many = {s["id"]: s["instances"] for s in results["stages"]}
     assert many["cache"] == 1 and many["instances"] == many["queue"] == INSTANCES
 

@@ -496,8 +496,11 @@ async def test_confirm_measures_a_stalled_step_again_and_the_search_goes_on() ->
     ]  # fmt: skip
     # The control: without confirm the stall caps the search below the knee.
     plain = await load.search(stalled_once(1000, 400), start=200, p99=0.1, factor=2, steps=5)
-    best = load.sustainable(plain)
-    assert best is not None and best.rate < 400
+    low = math.sqrt(200 * 400)
+    mid = math.sqrt(low * 400)
+    rates = [200, 400, low, mid, math.sqrt(mid * 400)]
+    assert [s.rate for s in plain] == pytest.approx(rates)
+    assert [s.ok for s in plain] == [True, False, True, True, True]
 
 
 async def test_confirm_takes_a_saturated_step_at_its_word() -> None:

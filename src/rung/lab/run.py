@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import redis.asyncio
 
 import rung
+from rung._redis import client
 from rung.errors import StackError
 from rung.lab import load
 from rung.lab.boxes import Boxes
@@ -427,7 +427,7 @@ class Lab:
         self.progress("reset", {})
         await self._on_primary("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         await self._on_primary(f"DROP TABLE IF EXISTS {_TABLES} CASCADE")
-        cache = redis.asyncio.Redis.from_url(self.urls["cache_url"])
+        cache = client(self.urls["cache_url"], timeout=5.0)
         try:
             await cache.flushdb()
         finally:
