@@ -63,6 +63,7 @@ def test_every_stage_measures_real_traffic(results: dict[str, Any]) -> None:
     assert [s["id"] for s in results["stages"]] == [s.id for s in STAGES]
     for stage in results["stages"]:
         assert stage["requests"] > 0 and stage["latency_ms"]["p50"] > 0, stage["id"]
+        assert stage["stats_query_ms"] > 0, stage["id"]  # timed on every stage, idle
         # Shares of the reads counted on each node add up to 1 once any was counted; with
         # the cache on, a step may have sent none to the database.
         if stage["cache"]["hit_rate"] is None:

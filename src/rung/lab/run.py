@@ -34,7 +34,7 @@ from rung.errors import StackError
 from rung.lab import load
 from rung.lab.boxes import Boxes
 from rung.lab.claims import claims, ordering
-from rung.lab.probe import Statements, cache_counters
+from rung.lab.probe import Statements, cache_counters, stats_query_ms
 from rung.lab.seed import seed, slug
 from rung.lab.stages import Stage
 from rung.lab.workload import Mix, get
@@ -42,6 +42,7 @@ from rung.stack import Stack
 from rung.stack.proc import cpu_seconds
 from rung.stack.stackfile import StackFile
 
+STATS_TIMED = 10  # the stats query is timed on the primary, idle, for the hottest links
 INSTANCES = 3  # app instances at the stage "instances" (and the stack the lab starts)
 # CPUs per box: small enough that each tier's limit shows on a 2-core machine.
 BOX_CPUS = {
@@ -209,7 +210,6 @@ class Lab:
             await self._load(lambda: next(requests), [(len(hottest) / rate, rate)])
             self.warm = True
         probes: list[dict[str, Any]] = []
-        stats: list[tuple[int, float]] = []  # per step: the stats query's calls, mean ms
 
         async def measure(rate: float) -> load.Run:
             await asyncio.to_thread(self._settle)
@@ -220,8 +220,6 @@ class Lab:
             after, cache_after = await Statements.read(nodes), await self._cache_counters()
             db = after.since(before, seconds=run.seconds or 1.0)
             probes.append(_probe(run, db, cache_before, cache_after, stage))
-            if db["stats_calls"]:
-                stats.append((db["stats_calls"], db["stats_query_ms"]))
             return run
 
         def stepped(step: load.Step) -> None:
@@ -251,10 +249,9 @@ class Lab:
             "requests": len(chosen.run.samples),
             "steps": [_step(s) for s in steps],
             **probe,
-            # Over every step: at a naive stage's few requests/s, one step may see no stats view.
-            "stats_query_ms": round(sum(n * ms for n, ms in stats) / sum(n for n, _ in stats), 3)
-            if stats
-            else None,
+            "stats_query_ms": await stats_query_ms(
+                self.urls["primary_url"], await self._link_ids(STATS_TIMED)
+            ),
         }
 
     async def _load(
@@ -348,6 +345,16 @@ class Lab:
     async def _clicks(self) -> int:
         count: int = await self._on_primary("SELECT count(*) FROM clicks")
         return count
+
+    async def _link_ids(self, hottest: int) -> list[int]:
+        """The ids of the `hottest` most clicked links."""
+        slugs = [slug(rank) for rank in range(1, hottest + 1)]
+        conn = await asyncpg.connect(self.urls["primary_url"], statement_cache_size=0)
+        try:
+            rows = await conn.fetch("SELECT id FROM links WHERE slug = ANY($1)", slugs)
+        finally:
+            await conn.close()
+        return [row["id"] for row in rows]
 
     async def _on_primary(self, sql: str) -> Any:
         """The first value `sql` returns, on a connection of its own to the primary."""
