@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,27 @@ def test_a_box_holds_a_process_and_its_children_at_the_quota(
     held = procs(group)
     assert family.pid in held and len(held) == 2  # the child went with its parent
     assert boxes.sizes == {"app1": 0.25}
+
+
+def test_a_busy_box_counts_the_periods_it_spent_at_its_quota(
+    boxes: Boxes, family: subprocess.Popen[bytes]
+) -> None:
+    boxes.put("idle", 0.5, [family.pid])
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        boxes.put("busy", 0.05, [spinner.pid])
+        before = boxes.throttling()
+        shares: dict[str, float] = {}
+        for _ in range(200):  # until the spinner has run 10 periods (1 s at the default)
+            shares = boxes.throttled_since(before)
+            if boxes.throttling()["busy"][0] - before["busy"][0] >= 10:
+                break
+            time.sleep(0.01)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert shares["busy"] > 0.5  # 5 ms of CPU per period: a spinner uses it up in each
+    assert shares.get("idle", 0.0) == 0.0  # a sleeping box never reaches its quota
 
 
 def test_close_moves_everyone_back_and_removes_the_groups(

@@ -64,6 +64,11 @@ def test_every_stage_measures_real_traffic(results: dict[str, Any]) -> None:
     for stage in results["stages"]:
         assert stage["requests"] > 0 and stage["latency_ms"]["p50"] > 0, stage["id"]
         assert stage["stats_query_ms"] > 0, stage["id"]  # timed on every stage, idle
+        if results["boxes"]["enforced"]:  # each instance that ran is in the throttle count
+            running = {f"app{i}" for i in range(1, stage["instances"] + 1)}
+            assert running <= stage["throttled"].keys() <= running | {
+                "primary", "replica", "redis", "haproxy+pgbouncer", "drain1",
+            }, stage["id"]  # fmt: skip
         # Shares of the reads counted on each node add up to 1 once any was counted; with
         # the cache on, a step may have sent none to the database.
         if stage["cache"]["hit_rate"] is None:

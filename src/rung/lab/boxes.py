@@ -2,6 +2,10 @@
 
     boxes = Boxes.create()              # None-safe: `boxes.why` says when limits cannot hold
     boxes.put("primary", 0.5, [postmaster_pid])   # the process and all its descendants
+    before = boxes.throttling()
+    ... load ...
+    boxes.throttled_since(before)        # {"primary": 0.02, "app1": 0.61}: the share of its
+                                         # busy periods each box spent at its quota
     boxes.close()                        # every process back where it was, the groups removed
 
 A box is a cgroup v1 `cpu` group with a CFS quota (`cpu.cfs_quota_us` per
@@ -30,6 +34,7 @@ class Boxes:
         self.dir = root / name
         self.why = why  # None: limits hold
         self.sizes: dict[str, float] = {}
+        self.groups: dict[str, Path] = {}
 
     @classmethod
     def create(cls, root: Path = CPU_ROOT) -> Boxes:
@@ -55,12 +60,33 @@ class Boxes:
             return
         group = self.dir / re.sub(r"[^A-Za-z0-9_.-]+", "-", box)  # "haproxy+pgbouncer" too
         group.mkdir(exist_ok=True)
+        self.groups[box] = group
         period = int((self.root / "cpu.cfs_period_us").read_text())
         quota = str(max(1000, int(cpus * period)))
         (group / "cpu.cfs_quota_us").write_text(quota)  # rung: ignore[RUNG201]
         for pid in _with_descendants(pids):
             with contextlib.suppress(ProcessLookupError, FileNotFoundError, OSError):
                 (group / "cgroup.procs").write_text(str(pid))  # rung: ignore[RUNG201]
+
+    def throttling(self) -> dict[str, tuple[int, int]]:
+        """Per box, from its `cpu.stat`: the CFS periods in which it ran, and those in which
+        it used up its quota and waited for the next."""
+        counts: dict[str, tuple[int, int]] = {}
+        for box, group in self.groups.items():
+            with contextlib.suppress(OSError):
+                stat = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines())
+                counts[box] = (int(stat["nr_periods"]), int(stat["nr_throttled"]))
+        return counts
+
+    def throttled_since(self, before: dict[str, tuple[int, int]]) -> dict[str, float]:
+        """Per box that ran since `before` (a `throttling()`): the share of its periods that
+        ended at its quota. A box near 1.0 is the one that bounds throughput."""
+        shares: dict[str, float] = {}
+        for box, (periods, throttled) in self.throttling().items():
+            periods0, throttled0 = before.get(box, (0, 0))
+            if periods > periods0:
+                shares[box] = round((throttled - throttled0) / (periods - periods0), 3)
+        return shares
 
     def close(self) -> None:
         """Move every process back to the root group and remove the lab's groups."""

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rung.lab.claims import busiest
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -31,7 +33,7 @@ _NODES = [_BLUE, _GREEN, "#64b5cd", "#8172b3", _ORANGE, "#937860"]
 COLUMNS = (
     "step", "stage", "throughput req/s", "p50 ms", "p99 ms", "max ms", "errors",
     "statements/s per node", "replica read share", "cache hit rate", "db reads per redirect",
-    "stats query ms",
+    "stats query ms", "busiest box",
 )  # fmt: skip
 SPIKE_COLUMNS = (
     "clicks", "accept p50 ms", "p99 ms", "max ms", "answered", "written", "lost",
@@ -125,7 +127,14 @@ def stage_row(stage: dict[str, Any]) -> list[str]:
         _fmt(cache.get("hit_rate"), ".1%"),
         _fmt(cache.get("db_reads_per_redirect"), ".3g"),
         _ms(stage.get("stats_query_ms")),
+        _busiest(stage),
     ]
+
+
+def _busiest(stage: dict[str, Any]) -> str:
+    """The box most often at its CPU quota, and how often: "app1 85% throttled"."""
+    found = busiest(stage)
+    return NONE if found is None else f"{found[0]} {found[1]:.0%} throttled"
 
 
 def spike_window(spike: dict[str, Any]) -> tuple[float, float] | None:

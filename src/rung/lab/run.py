@@ -216,10 +216,14 @@ class Lab:
             self.progress("step", {"rate": rate})
             nodes = self._nodes()
             before, cache_before = await Statements.read(nodes), await self._cache_counters()
+            throttling = self.boxes.throttling()
             run = await self._load(mix, [(self.plan.step_seconds, rate)])
+            throttled = self.boxes.throttled_since(throttling)
             after, cache_after = await Statements.read(nodes), await self._cache_counters()
             db = after.since(before, seconds=run.seconds or 1.0)
-            probes.append(_probe(run, db, cache_before, cache_after, stage))
+            probes.append(
+                {**_probe(run, db, cache_before, cache_after, stage), "throttled": throttled}
+            )
             return run
 
         def stepped(step: load.Step) -> None:
