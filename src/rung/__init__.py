@@ -31,18 +31,20 @@ from rung.errors import (
     StackError,
     StatementTimeout,
 )
-from rung.queue import Drain, HandlerSink, Queue, TableSink
+from rung.queue import Broker, Delivery, Drain, HandlerSink, Queue, Sink, TableSink
 from rung.state import SessionMiddleware, Singleton
 from rung.types import Executor
 
 __all__ = [
     "AfterCommitFailed",
+    "Broker",
     "Cache",
     "CacheError",
     "CacheUnavailable",
     "ComponentFailed",
     "Database",
     "DatabaseError",
+    "Delivery",
     "Drain",
     "Executor",
     "HandlerSink",
@@ -59,6 +61,7 @@ __all__ = [
     "RungError",
     "SessionMiddleware",
     "Singleton",
+    "Sink",
     "StackError",
     "StatementTimeout",
     "TableSink",

@@ -19,6 +19,11 @@ Testing an app on `rung.Database` (needs httpx, imported only when used):
             await truncate(db, "notes")                       # instead of a rolled-back transaction
             note = (await client.post("/notes", json={"body": "hi"})).json()
             assert (await client.get(f"/notes/{note['id']}")).status_code == 200
+
+A queue with no Redis at all, with Redis Streams' semantics and a clock the test can move
+(`rung.queue.memory`):
+
+    queue = rung.Queue(broker=MemoryBroker(stream="clicks"))
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import pytest
 
 from rung.db import lsn
 from rung.errors import StackError
+from rung.queue.memory import MemoryBroker
 from rung.stack import Stack
 from rung.stack.postgres import psql
 from rung.stack.stackfile import StackFile
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppClient",
+    "MemoryBroker",
     "RungStack",
     "rung_stack",
     "stale_replicas",

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import rung
+from rung.testing import MemoryBroker
 
 URL = "redis://127.0.0.1:1/0"  # never connected to: construction does not connect
 
@@ -47,3 +48,32 @@ def test_the_defaults_and_none_for_the_optional_ones_are_accepted() -> None:
     d = drain(max_rate=None, target_latency=None)
     assert (d.batch_size, d.max_wait, d.max_deliveries, d.claim_idle) == (1000, 0.05, 5, 5.0)
     assert (d.queue.max_depth, d.queue.timeout, d.queue.dedupe_window) == (1_000_000, 1.0, 60.0)
+
+
+def test_a_queue_over_a_broker_takes_its_stream_and_dedupe_window() -> None:
+    broker = MemoryBroker(stream="clicks", dedupe_window=30.0)
+    q = rung.Queue(broker=broker, max_depth=10)
+    assert (q.broker, q.stream, q.dedupe_window, q.max_depth, q.timeout) == (
+        broker, "clicks", 30.0, 10, None)  # fmt: skip
+    with pytest.raises(ValueError, match="claim_idle"):
+        rung.Drain(q, rung.HandlerSink(_noop), claim_idle=31.0)
+
+
+@pytest.mark.parametrize(
+    "option", [{"url": URL}, {"stream": "s"}, {"timeout": 1.0}, {"dedupe_window": 60.0}]
+)
+def test_a_queue_over_a_broker_refuses_the_redis_options(option: dict[str, Any]) -> None:
+    """They belong to the broker: given here they would silently do nothing."""
+    with pytest.raises(ValueError, match=next(iter(option))):
+        rung.Queue(broker=MemoryBroker(), **option)
+
+
+def test_a_queue_needs_a_url_or_a_broker_and_a_broker_must_be_one() -> None:
+    with pytest.raises(ValueError, match="url, or broker="):
+        rung.Queue(stream="s")
+    with pytest.raises(ValueError, match="broker="):
+        rung.Queue(MemoryBroker(), stream="s")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="broker must be a rung"):
+        rung.Queue(broker=object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unsupported queue URL"):
+        rung.Queue("sqs://clicks", stream="s")

@@ -35,7 +35,7 @@ from rung._aio import wait_set
 from rung._options import count, seconds
 from rung.db import lsn
 from rung.errors import QueueError, QueueUnavailable
-from rung.queue.broker import Delivery
+from rung.queue.broker import Broker, Delivery
 from rung.queue.faults import BATCH_TRIES, Backoff, Fault, classify
 from rung.queue.pacing import Pacer
 from rung.queue.queue import Queue
@@ -62,6 +62,11 @@ class DrainStats:
 
 class Drain:
     """Drains `queue` into `sink` (see the module docstring).
+
+    What it takes from `queue` is public: its `broker`, which the drain reads, renews,
+    acknowledges and buries through (any `rung.Broker`); its `dedupe_window`; its `db`,
+    under whose `observe` each batch is written (the newest token the batch's events
+    carry), so a sink's reads see what the producer had written.
 
     Keyword-only: `batch_size` rows per transaction at most; `max_wait` seconds to wait
     for a batch to fill; `max_rate` rows/s at most (None: as fast as the sink goes);
@@ -93,6 +98,7 @@ class Drain:
                 f"({queue.dedupe_window:g} s), not {claim_idle!r}"
             )
         self.queue = queue
+        self.broker: Broker = queue.broker
         self.sink = sink
         self.pacer = Pacer(max_rate=max_rate, target_latency=target_latency,
                            batch_size=self.batch_size)  # fmt: skip
@@ -115,7 +121,7 @@ class Drain:
     async def run(self) -> None:
         """Drain until `stop()` or cancellation. A broker or sink outage is waited out
         (nothing is acknowledged meanwhile), not raised."""
-        broker = self.queue.broker
+        broker = self.broker
         next_reclaim = next_forget = 0.0
         backoff = Backoff(first=0.05, most=1.0)
         # Up to WRITERS batches are written at once, each in its own transaction: while
@@ -159,19 +165,19 @@ class Drain:
         for the first and then for the batch to fill."""
         want = self.pacer.batch(self.batch_size)
         deadline = time.monotonic() + self.max_wait
-        got = await self.queue.broker.read(self.consumer, want, wait=self.max_wait)
+        got = await self.broker.read(self.consumer, want, wait=self.max_wait)
         while got and len(got) < want:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            more = await self.queue.broker.read(self.consumer, want - len(got), wait=left)
+            more = await self.broker.read(self.consumer, want - len(got), wait=left)
             if not more:
                 break
             got += more
         return got
 
     async def _handle(self, batch: list[Delivery]) -> None:
-        broker = self.queue.broker
+        broker = self.broker
         await self.pacer.wait(len(batch))
         written = asyncio.Event()
         renewing = asyncio.create_task(self._renew([d.ref for d in batch], written))
@@ -256,8 +262,8 @@ class Drain:
     async def _write(self, batch: list[Delivery]) -> Failures:
         db = self.queue.db
         token = None
-        for d in batch:
-            token = lsn.later(token, d.token) if d.token and lsn.valid(d.token) else token
+        for carried in {d.token for d in batch if d.token}:  # a batch carries few distinct
+            token = lsn.later(token, carried) if lsn.valid(carried) else token
         if db is None or token is None:
             return await self.sink.write(batch)
         with db.observe(token):  # a handler's reads see what the producer had written
@@ -267,7 +273,7 @@ class Drain:
         """Keep the batch ours while it is written (a slow commit is not a dead drain)."""
         while not await wait_set(written, self.claim_idle / 3):
             with contextlib.suppress(QueueError):  # best effort: the next one may get through
-                await self.queue.broker.renew(self.consumer, refs)
+                await self.broker.renew(self.consumer, refs)
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""

@@ -2,6 +2,7 @@
 
     queue = rung.Queue("redis://127.0.0.1:6381/0", stream="clicks", max_depth=1_000_000)
     event_id = await queue.put({"link_id": 7, "clicked_at": "2026-11-26T10:00:00Z"})
+    queue = rung.Queue(broker=MemoryBroker(stream="clicks"))     # or over any `rung.Broker`
 
 `put` is one round trip: a Lua script checks the depth and appends, all or nothing. An
 event gets an `id` (a UUIDv7) when it has none; the sink writes each id once. Puts are
@@ -38,37 +39,50 @@ Encoded = tuple[str, bytes]  # the event's id, its JSON
 
 
 class Queue:
-    """A queue of events on the durable Redis (see the module docstring).
+    """A queue of events on the durable Redis, or on any `broker` (see the module docstring).
 
-    Keyword-only: `stream` names it; `max_depth` bounds what is accepted and not yet
-    acknowledged; `db` lends each event this context's consistency token; `timeout`
-    (seconds) bounds each call to Redis, so `put` fails fast with `QueueUnavailable`;
-    `dedupe_window` (seconds) is how long an accepted id is remembered: a put of that id
-    adds nothing within it (it costs about 130 bytes of Redis memory per event).
+    Give either a Redis `url` with its keyword-only options, or `broker=` (a `rung.Broker`,
+    which carries its own). The Redis options: `stream` names the stream; `timeout`
+    (seconds, default 1.0) bounds each call to Redis, so `put` fails fast with
+    `QueueUnavailable`; `dedupe_window` (seconds, default 60.0) is how long an accepted id
+    is remembered: a put of that id adds nothing within it (it costs about 130 bytes of
+    Redis memory per event). Either way: `max_depth` bounds what is accepted and not yet
+    acknowledged; `db` lends each event this context's consistency token.
+
+    Public attributes, what a `Drain` works with: `broker` (where the events are),
+    `stream` and `dedupe_window` (the broker's), `db` (a drain writes each batch under
+    `db.observe` of the tokens its events carry; None: no token is observed), and
+    `max_depth`, `timeout` (None with `broker=`).
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         *,
-        stream: str,
+        stream: str | None = None,
+        broker: Broker | None = None,
         max_depth: int = 1_000_000,
         db: Database | None = None,
-        timeout: float = 1.0,
-        dedupe_window: float = 60.0,
+        timeout: float | None = None,
+        dedupe_window: float | None = None,
     ) -> None:
         self.max_depth = count("max_depth", max_depth, least=1)
-        self.timeout = seconds("timeout", timeout, positive=True, most=3600.0)
-        self.dedupe_window = seconds("dedupe_window", dedupe_window, positive=True)
-        if not stream:
-            raise ValueError("stream must be a non-empty name")
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"unsupported queue URL {url!r}: rung speaks Redis Streams")
-        self.stream = stream
         self.db = db
-        self.broker: Broker = RedisStreams(
-            url, stream, timeout=self.timeout, window=self.dedupe_window
-        )
+        self.timeout: float | None = None
+        if broker is None:
+            broker = _redis(url, stream, timeout, dedupe_window)
+            self.timeout = broker.timeout
+        else:
+            given = {"url": url, "stream": stream, "timeout": timeout,
+                     "dedupe_window": dedupe_window}  # fmt: skip
+            if any(value is not None for value in given.values()):
+                named = ", ".join(name for name, value in given.items() if value is not None)
+                raise ValueError(f"{named}: a Queue over broker= takes these from the broker")
+            if not isinstance(broker, Broker):
+                raise ValueError(f"broker must be a rung.Broker, not {type(broker).__name__}")
+        self.broker: Broker = broker
+        self.stream = self.broker.stream
+        self.dedupe_window = self.broker.dedupe_window
 
     async def open(self) -> None:
         """Connect now rather than on the first call; a Redis that is down is no error here
@@ -161,6 +175,25 @@ class Queue:
 
     def _token(self) -> str | None:
         return self.db.token() if self.db is not None else None
+
+
+def _redis(
+    url: str | None, stream: str | None, timeout: float | None, dedupe_window: float | None
+) -> RedisStreams:
+    """The broker of the URL form, its options checked."""
+    if url is None:
+        raise ValueError("a Queue needs a Redis url, or broker=")
+    if not isinstance(url, str):
+        raise ValueError(f"url must be a Redis URL, not a {type(url).__name__} (a broker "
+                         f"goes in broker=)")  # fmt: skip
+    bound = seconds("timeout", 1.0 if timeout is None else timeout, positive=True, most=3600.0)
+    window = seconds("dedupe_window", 60.0 if dedupe_window is None else dedupe_window,
+                     positive=True)  # fmt: skip
+    if not stream:
+        raise ValueError("stream must be a non-empty name")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"unsupported queue URL {url!r}: rung speaks Redis Streams")
+    return RedisStreams(url, stream, timeout=bound, dedupe_window=window)
 
 
 _NO_LIMIT = 2**53  # a depth no stream reaches (and Lua's numbers hold exactly)

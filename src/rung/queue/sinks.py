@@ -15,6 +15,7 @@ import io
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import asyncpg
 import orjson
 
 from rung._options import count
@@ -31,10 +32,11 @@ class Sink(Protocol):
 
 
 class TableSink:
-    """Writes events as rows of a PostgreSQL table, each batch in one transaction: COPY into
-    a staging table with the target's column types, then `INSERT ... SELECT ... ON CONFLICT
-    (key) DO NOTHING`. An event delivered twice (a drain died between commit and ack) is
-    written once, and so is a batch written again after a failure.
+    """Writes events as rows of a PostgreSQL table, each batch in one transaction: COPY
+    straight into the table. A batch that meets a key already there goes again, through a
+    staging table with the target's column types and `INSERT ... SELECT ... ON CONFLICT
+    (key) DO NOTHING`. So an event delivered twice (a drain died between commit and ack)
+    is written once, and so is a batch written again after a failure.
 
         sink = rung.TableSink(db, table="clicks", columns=("id", "link_id", "clicked_at"), key="id")
 
@@ -52,6 +54,8 @@ class TableSink:
         self.db = db
         self.table = table
         self.columns = tuple(columns)
+        schema, _, self._name = table.rpartition(".")
+        self._schema = schema or None
         target = _qualified(table)
         # A temp table per session (so per server connection behind PgBouncer), emptied at
         # each commit; its name is new with each layout, since a pooler's sessions outlive
@@ -72,12 +76,23 @@ class TableSink:
         await self.db.open()  # a factory need not have opened it (open is idempotent)
         bound = self.db.statement_timeout  # the block's statements are ours to bound
         rows = copy_text(batch, self.columns)
-        async with self.db.transaction() as conn:
-            await conn.execute(self._create, timeout=bound)
-            await conn.copy_to_table(
-                self._stage, source=io.BytesIO(rows), columns=list(self.columns), timeout=bound
-            )
-            await conn.execute(self._insert, timeout=bound)
+        try:  # most batches are new rows: COPY straight into the table, at bulk speed
+            async with self.db.transaction() as conn:
+                await conn.copy_to_table(
+                    self._name, schema_name=self._schema, source=io.BytesIO(rows),
+                    columns=list(self.columns), timeout=bound,
+                )  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            # A key that is there already (a redelivery, a batch written again) or twice in
+            # the batch: through the staging table, which skips it. A violation of another
+            # unique constraint fails here too, for the drain to split the batch.
+            async with self.db.transaction() as conn:
+                await conn.execute(self._create, timeout=bound)
+                await conn.copy_to_table(
+                    self._stage, source=io.BytesIO(rows), columns=list(self.columns),
+                    timeout=bound,
+                )  # fmt: skip
+                await conn.execute(self._insert, timeout=bound)
         return {}
 
 
