@@ -1,4 +1,4 @@
-"""examples/links_tour.py runs against the stack as docs/links.md shows it; the reference
+"""examples/links_tour.py, which docs/links.md shows, runs against the stack; the reference
 service has none of the statefulness traps `rung lint` finds."""
 
 from __future__ import annotations
@@ -30,12 +30,6 @@ def test_the_tour_signs_up_links_follows_counts_and_disables(rung_stack: RungSta
         "disable: 200",
         "redirect: 410",
     ]
-
-
-def test_the_docs_show_the_tour_as_it_is() -> None:
-    """docs/links.md copies the tour inline (a repository browser renders no include)."""
-    page = (ROOT / "docs" / "links.md").read_text()
-    assert TOUR.read_text().rstrip("\n") in page
 
 
 def test_the_service_has_no_statefulness_traps() -> None:
