@@ -76,6 +76,12 @@ def encode(key: str, value: Any, *, ttl: float, delta: float, stamps: dict[str, 
         raise CacheError(f"cannot cache {key!r}: {e}") from e
 
 
+def decoded(raw: bytes) -> Entry:
+    """What a hit on `raw`, as `encode` just wrote it, returns: the value's JSON round trip."""
+    expires_at, delta, stamps, value = orjson.loads(raw)
+    return Entry(expires_at, delta, stamps, value)
+
+
 def jittered(ttl: float, jitter: float) -> float:
     """`ttl` shortened by a random fraction up to `jitter`, so keys filled together do not
     expire together."""

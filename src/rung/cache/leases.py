@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from rung._redis import RELEASE_IF_OWNER, Store
+from rung.cache.entry import Entry, decode
 from rung.db import lsn
 
 # later(a, b) of two LSNs 'X/Y' in Lua: hi and lo are 32-bit hex parts. Anything that is not
@@ -121,12 +122,15 @@ Args = list[bytes | str | int | float]  # a script's ARGV
 
 
 @dataclass(frozen=True, slots=True)
-class Found:
-    """The value was there after all (another fill landed); `tags` are the current
-    generations of the asked tags, b'' where missing."""
+class Busy:
+    """Another caller holds the lease."""
 
-    raw: bytes
-    tags: list[bytes]
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """The value was there after all (another fill landed), fresh by the asked tags."""
+
+    entry: Entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +142,9 @@ class Lease:
     generations: list[bytes]
     token_lsn: str | None
 
-
-BUSY = "busy"  # another caller holds the lease
+    def stamps(self, tags: tuple[str, ...]) -> dict[str, str]:
+        """The entry's stamps: each of `tags` (as asked) with the generation leased."""
+        return {t: g.decode() for t, g in zip(tags, self.generations, strict=True)}
 
 
 class KeySpace:
@@ -184,25 +189,34 @@ class Leases:
         self._invalidate = redis.register_script(_INVALIDATE)
         self._invalidate_tags = redis.register_script(_INVALIDATE_TAGS)
 
-    async def take(self, mode: Mode, key: str, tags: tuple[str, ...]) -> Found | Lease | str:
-        """Ask for the lease on `key` (a tag without a generation gets a new one)."""
-        k = self.keys
+    async def take(
+        self, key: str, tags: tuple[str, ...], *, free: bool = False
+    ) -> Found | Lease | Busy:
+        """Ask once for the lease on `key` (a tag without a generation gets a new one);
+        `free` takes it even over a value there (an early refresh), else a fresh value is
+        returned instead. A value that is no entry, or stale by its tags, counts as none."""
         token = _random()
-        keys = [k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)]
-        args: Args = [mode, token, self._lease_ms, self._generation_ms, *map(_fresh, tags)]
-        reply = await self._store.run(lambda _: self._take(keys=keys, args=args), idempotent=True)
+        reply = await self._run_take("free" if free else "miss", key, tags, token)
         kind = reply[0]
         if kind == b"v":
-            return Found(reply[1], reply[2:])
+            entry = decode(reply[1])
+            if entry is not None and entry.fresh(tags, reply[2:]):
+                return Found(entry)
+            return await self.take(key, tags, free=True)
         if kind == b"w":
-            return BUSY
-        generations: list[bytes] = reply[2:]
-        position = None
-        for recorded in [reply[1], *(g.partition(b"|")[2] for g in generations)]:
-            text = recorded.decode(errors="replace")
-            if lsn.valid(text):  # anything else (written behind rung's back) is ignored
-                position = lsn.later(position, text)
-        return Lease(token, generations, position)
+            return Busy()
+        return _lease(token, reply)
+
+    async def force(self, key: str, tags: tuple[str, ...]) -> Lease:
+        """Take the lease over any holder (a `set`: whatever they load is older)."""
+        token = _random()
+        return _lease(token, await self._run_take("force", key, tags, token))
+
+    async def _run_take(self, mode: Mode, key: str, tags: tuple[str, ...], token: str) -> Any:
+        k = self.keys
+        keys = [k.value(key), k.lease(key), k.marker(key), *map(k.tag, tags)]
+        args: Args = [mode, token, self._lease_ms, self._generation_ms, *map(_fresh, tags)]
+        return await self._store.run(lambda _: self._take(keys=keys, args=args), idempotent=True)
 
     async def fill(
         self,
@@ -242,6 +256,23 @@ class Leases:
         await self._store.run(
             lambda _: self._invalidate_tags(keys=keys, args=args), idempotent=True
         )
+
+
+def _lease(token: str, reply: Any) -> Lease:
+    """A {'l', marker, generation...} reply: the consistency token is the latest of the
+    marker's and the generations' (after their '|'); anything not an LSN is ignored."""
+    generations: list[bytes] = reply[2:]
+    position = None
+    for recorded in [reply[1], *(g.partition(b"|")[2] for g in generations)]:
+        text = recorded.decode(errors="replace")
+        if lsn.valid(text):  # anything else (written behind rung's back) is ignored
+            position = lsn.later(position, text)
+    return Lease(token, generations, position)
+
+
+def ms(seconds: float) -> int:
+    """Seconds as the whole milliseconds Redis takes (PX), at least 1."""
+    return max(1, round(seconds * 1000))
 
 
 def _random() -> str:
