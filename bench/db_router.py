@@ -1,16 +1,22 @@
 """rung.Database.fetchrow (routed to a replica) against a raw asyncpg pool on the same node.
 
-Same run, same concurrency, rounds interleaved; prints JSON and a table with the ratio.
-Also: what PgBouncer-safe mode (statement cache off) costs on a direct connection.
+Same run, rounds interleaved; prints JSON (every round) and a table with the ratios:
+- 16 tasks over a pool of 8, and what PgBouncer-safe mode (statement cache off) costs on
+  a direct connection;
+- contention: 64 tasks over a pool of 8, so most acquires wait in line for a connection
+  (rung's waiters, `rung/db/waiters.py`, against asyncpg's own queue).
 
-    python bench/db_router.py          # starts a throwaway stack (or set RUNG_DIR)
+    python bench/db_router.py                 # starts a throwaway stack (or set RUNG_DIR)
+    python bench/db_router.py --contention    # only the contention part
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
 
 import asyncpg
 from _common import rate, report, stack_urls
@@ -18,26 +24,39 @@ from _common import rate, report, stack_urls
 import rung
 
 TASKS = 16
+CONTENDING = 64
 POOL = 8
 SECONDS = 3.0
 ROUNDS = 3
+CONTENTION_ROUNDS = 5
 QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
 
 
-async def measure(fetchrow: Callable[..., Awaitable[object]]) -> float:
-    """fetchrow/s of QUERY over ids 1..1000, TASKS tasks, SECONDS seconds."""
-    return await rate(lambda i: fetchrow(QUERY, i % 1000 + 1), tasks=TASKS, seconds=SECONDS)
+class Reader(Protocol):
+    async def fetchrow(self, query: str, *args: Any) -> object: ...
 
 
-async def main(primary: str, replica: str) -> dict[str, float]:
-    setup = await asyncpg.connect(primary)
-    await setup.execute(
+async def measure(fetchrow: Callable[..., Awaitable[object]], tasks: int = TASKS) -> float:
+    """fetchrow/s of QUERY over ids 1..1000, `tasks` tasks, SECONDS seconds."""
+    return await rate(lambda i: fetchrow(QUERY, i % 1000 + 1), tasks=tasks, seconds=SECONDS)
+
+
+async def setup(primary: str) -> None:
+    conn = await asyncpg.connect(primary)
+    await conn.execute(
         "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, name text);"
         "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
         "ON CONFLICT DO NOTHING"
     )
-    await setup.close()
+    await conn.close()
     await asyncio.sleep(0.5)  # replicated
+
+
+def rounds(values: list[float]) -> str:
+    return " / ".join(str(round(v)) for v in values)
+
+
+async def routed(primary: str, replica: str) -> dict[str, Any]:
     raw = await asyncpg.create_pool(replica, min_size=POOL, max_size=POOL)
     raw_nocache = await asyncpg.create_pool(
         replica, min_size=POOL, max_size=POOL, statement_cache_size=0
@@ -59,10 +78,51 @@ async def main(primary: str, replica: str) -> dict[str, float]:
         "ratio_rung_vs_raw": round(med["rung"] / med["raw"], 3),
         "raw_statement_cache_off_per_s": round(med["raw_cache_off"]),
         "ratio_cache_off_vs_on": round(med["raw_cache_off"] / med["raw"], 3),
+        "rounds_raw": rounds(results["raw"]),
+        "rounds_rung": rounds(results["rung"]),
+        "rounds_raw_cache_off": rounds(results["raw_cache_off"]),
     }
+
+
+async def contention(
+    primary: str, replica: str, more: Mapping[str, Callable[[], rung.Database]] = {}
+) -> dict[str, Any]:
+    """CONTENDING tasks over POOL connections, CONTENTION_ROUNDS rounds; within a round the
+    variants take turns in a rotating order. `more`: further Database variants to compare."""
+    raw = await asyncpg.create_pool(replica, min_size=POOL, max_size=POOL)
+    dbs = {"rung": rung.Database(primary, [replica], min_size=POOL, max_size=POOL)}
+    dbs.update((name, make()) for name, make in more.items())
+    for db in dbs.values():
+        await db.open()
+    readers: dict[str, Reader] = {"raw": raw, **dbs}
+    results: dict[str, list[float]] = {name: [] for name in readers}
+    names = list(readers)
+    for r in range(CONTENTION_ROUNDS):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            results[name].append(await measure(readers[name].fetchrow, CONTENDING))
+    for db in dbs.values():
+        assert db.stats()["primary"]["queries"] == 0, "reads must have gone to the replica"
+        await db.close()
+    await raw.close()
+    med = {k: statistics.median(v) for k, v in results.items()}
+    out: dict[str, Any] = {"contention_raw_asyncpg_pool_per_s": round(med["raw"])}
+    for name in dbs:
+        out[f"contention_{name}_per_s"] = round(med[name])
+        out[f"contention_ratio_{name}_vs_raw"] = round(med[name] / med["raw"], 3)
+    for name in more:
+        out[f"contention_ratio_rung_vs_{name}"] = round(med["rung"] / med[name], 3)
+    out.update((f"contention_rounds_{name}", rounds(v)) for name, v in results.items())
+    return out
+
+
+async def main(primary: str, replica: str, *, only_contention: bool = False) -> dict[str, Any]:
+    await setup(primary)
+    out = {} if only_contention else await routed(primary, replica)
+    return out | await contention(primary, replica)
 
 
 if __name__ == "__main__":
     with stack_urls(replicas=1) as urls:
-        out = asyncio.run(main(urls["primary_url"], urls["replica_urls"][0]))
+        primary, replica = urls["primary_url"], urls["replica_urls"][0]
+        out = asyncio.run(main(primary, replica, only_contention="--contention" in sys.argv))
     report(out, "fetchrow/s")

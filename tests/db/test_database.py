@@ -136,6 +136,8 @@ async def test_pgbouncer_transaction_mode_needs_no_option(rung_stack: RungStack)
         assert all(node["pooler"] for node in db.stats().values())
         table = f"b_{secrets.token_hex(4)}"
         await db.execute(f"CREATE TABLE {table} (id serial PRIMARY KEY, w int, i int)")
+        # The workers read in fresh contexts (no token): a replica must have the table.
+        await asyncio.to_thread(rung_stack.wait_for_replicas)
         errors: list[BaseException] = []
 
         async def worker(w: int) -> None:
