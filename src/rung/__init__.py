@@ -33,30 +33,42 @@ from rung.errors import (
 )
 from rung.queue import Broker, Delivery, Drain, HandlerSink, Queue, Sink, TableSink
 from rung.state import SessionMiddleware, Singleton
-from rung.types import Executor
+from rung.types import (
+    CacheStats,
+    DatabaseStats,
+    DrainStats,
+    Executor,
+    NodeStats,
+    QueueStats,
+)
 
 __all__ = [
     "AfterCommitFailed",
     "Broker",
     "Cache",
     "CacheError",
+    "CacheStats",
     "CacheUnavailable",
     "ComponentFailed",
     "Database",
     "DatabaseError",
+    "DatabaseStats",
     "Delivery",
     "Drain",
+    "DrainStats",
     "Executor",
     "HandlerSink",
     "InvalidToken",
     "LeadershipLost",
     "MissingBinary",
     "NoHealthyNode",
+    "NodeStats",
     "PoolTimeout",
     "PrimaryUnavailable",
     "Queue",
     "QueueError",
     "QueueFull",
+    "QueueStats",
     "QueueUnavailable",
     "RungError",
     "SessionMiddleware",

@@ -40,6 +40,7 @@ from rung.cache.leases import KeySpace, Leases, ms
 from rung.cache.near import NearCache
 from rung.cache.stats import Stats
 from rung.errors import CacheError, CacheUnavailable
+from rung.types import CacheStats
 
 if TYPE_CHECKING:
     from rung.db import Database
@@ -318,15 +319,15 @@ class Cache:
 
     # --- health --------------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
-        """hits, local_hits, misses, hit_rate, coalesced, loads, load_seconds, refreshes,
-        stale_fills_rejected, errors; plus breaker ('closed'/'open') and near ('off',
-        'live', 'dark')."""
-        out = self._stats.snapshot()
-        out["breaker"] = "closed" if self._breaker.closed else "open"
+    def stats(self) -> CacheStats:
+        """What this Cache did (`rung.CacheStats`): hits, local_hits, misses, hit_rate,
+        coalesced, loads, load_seconds, refreshes, stale_fills_rejected, errors; and the
+        breaker ('closed'/'open') and near cache ('off', 'live', 'dark') now."""
         near = self._near
-        out["near"] = "off" if near is None else ("live" if near.live else "dark")
-        return out
+        return self._stats.snapshot(
+            breaker="closed" if self._breaker.closed else "open",
+            near="off" if near is None else ("live" if near.live else "dark"),
+        )
 
     def _failed(self, error: CacheError) -> None:
         """Count a failed Redis call; only an unreachable Redis opens the breaker (a command

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
+
+from rung.types import CacheStats
 
 
 @dataclass(slots=True)
@@ -18,9 +20,22 @@ class Stats:
     stale_fills_rejected: int = 0  # fills voided by an invalidation that came during the load
     errors: int = 0  # Redis operations that failed (the caller got the loader's value)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(
+        self, *, breaker: Literal["closed", "open"], near: Literal["off", "live", "dark"]
+    ) -> CacheStats:
         """The counters plus `hit_rate` = hits / (hits + misses), 0.0 before any call."""
-        out = asdict(self)
         calls = self.hits + self.misses
-        out["hit_rate"] = self.hits / calls if calls else 0.0
-        return out
+        return {
+            "hits": self.hits,
+            "local_hits": self.local_hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / calls if calls else 0.0,
+            "coalesced": self.coalesced,
+            "loads": self.loads,
+            "load_seconds": self.load_seconds,
+            "refreshes": self.refreshes,
+            "stale_fills_rejected": self.stale_fills_rejected,
+            "errors": self.errors,
+            "breaker": breaker,
+            "near": near,
+        }

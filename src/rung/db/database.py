@@ -45,6 +45,7 @@ from rung.errors import (
     PrimaryUnavailable,
     StatementTimeout,
 )
+from rung.types import DatabaseStats
 
 T = TypeVar("T")
 log = logging.getLogger("rung.db")
@@ -541,7 +542,7 @@ class Database:
 
     # --- stats -------------------------------------------------------------------------------
 
-    def stats(self) -> dict[str, dict[str, Any]]:
+    def stats(self) -> DatabaseStats:
         """Per node: role, health, queries, errors (connection-level), pool size / in use /
         waiting, replay lag, whether replay is stalled, reads that waited for it."""
         return {n.name: n.stats() for n in self._nodes}

@@ -25,6 +25,7 @@ import asyncpg
 from rung.db import lsn
 from rung.db.waiters import Line
 from rung.errors import DatabaseError, PoolTimeout, RungError
+from rung.types import NodeStats
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -493,7 +494,7 @@ class Node:
             self.note_position(lsn.parse(text))
         return text is not None
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> NodeStats:
         pool = self.pool
         size = pool.get_size() if pool is not None else 0
         idle = pool.get_idle_size() if pool is not None else 0

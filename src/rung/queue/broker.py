@@ -18,6 +18,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from rung.types import QueueStats
+
 
 @dataclass(slots=True)
 class Delivery:
@@ -84,7 +86,7 @@ class Broker(Protocol):
         """Drop the records of consumers idle for `idle` seconds that hold nothing (a
         consumer holding entries is kept, and so are its entries)."""
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> QueueStats:
         """`depth` (accepted, not acknowledged), `pending` (handed out, not acknowledged),
         `lag` (not handed out yet), `oldest_age_s` (age of the oldest entry, seconds),
         `dead` (dead letters)."""

@@ -28,8 +28,7 @@ import os
 import secrets
 import socket
 import time
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 from rung._aio import wait_set
 from rung._options import count, seconds
@@ -40,6 +39,7 @@ from rung.queue.faults import BATCH_TRIES, Backoff, Fault, classify
 from rung.queue.pacing import Pacer
 from rung.queue.queue import Queue
 from rung.queue.sinks import Failures, Sink
+from rung.types import DrainStats
 
 log = logging.getLogger("rung.drain")
 
@@ -49,7 +49,7 @@ _PAUSE_FIRST, _PAUSE_MOST = 0.05, 2.0  # seconds between tries of a failed batch
 
 
 @dataclass(slots=True)
-class DrainStats:
+class _Counts:
     written: int = 0  # entries the sink took (rows written, or already there)
     batches: int = 0
     failed: int = 0  # entry failures (each retry counts)
@@ -103,7 +103,7 @@ class Drain:
         self.pacer = Pacer(max_rate=max_rate, target_latency=target_latency,
                            batch_size=self.batch_size)  # fmt: skip
         self.consumer = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self._stats = DrainStats()
+        self._stats = _Counts()
         self._stopping = asyncio.Event()
         self._backoff = Backoff(first=_PAUSE_FIRST, most=_PAUSE_MOST)
 
@@ -113,10 +113,21 @@ class Drain:
         `claim_idle`."""
         self._stopping.set()
 
-    def stats(self) -> dict[str, Any]:
-        """written, batches, failed, dead, batch_failures, outages, splits, reclaimed, and
-        the pacer's rate."""
-        return {**asdict(self._stats), "rate": self.pacer.rate}
+    def stats(self) -> DrainStats:
+        """What this drain did (`rung.DrainStats`): written, batches, failed, dead,
+        batch_failures, outages, splits, reclaimed; and the pacer's rate now."""
+        counts = self._stats
+        return {
+            "written": counts.written,
+            "batches": counts.batches,
+            "failed": counts.failed,
+            "dead": counts.dead,
+            "batch_failures": counts.batch_failures,
+            "outages": counts.outages,
+            "splits": counts.splits,
+            "reclaimed": counts.reclaimed,
+            "rate": self.pacer.rate,
+        }
 
     async def run(self) -> None:
         """Drain until `stop()` or cancellation. A broker or sink outage is waited out

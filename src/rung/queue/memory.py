@@ -19,12 +19,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from rung._aio import wait_set
 from rung._options import seconds
 from rung.errors import QueueFull
 from rung.queue.broker import Delivery
+from rung.types import QueueStats
 
 
 @dataclass(slots=True)
@@ -175,7 +175,7 @@ class MemoryBroker:
             if consumer not in holding and now - seen >= idle:
                 del self._seen[consumer]
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> QueueStats:
         """depth, pending, lag, oldest_age_s, dead (see `rung.Queue.stats`)."""
         oldest = next(iter(self._entries.values()), None)  # refs, and so times, ascend
         depth, pending = len(self._entries), len(self._held)

@@ -25,6 +25,7 @@ from rung.errors import QueueError, QueueUnavailable
 from rung.queue.broker import Broker
 from rung.queue.ids import new_id
 from rung.queue.streams import RedisStreams
+from rung.types import QueueStats
 
 if TYPE_CHECKING:
     from rung.db import Database
@@ -162,7 +163,7 @@ class Queue:
             done += len(chunk)
         return [event_id for event_id, _ in encoded]
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> QueueStats:
         """`depth` (accepted, not yet acknowledged), `pending` (handed to a drain, not yet
         acknowledged), `lag` (not yet handed out), `oldest_age_s` (age of the oldest
         unacknowledged event, by Redis's clock), `dead` (dead letters)."""

@@ -20,14 +20,14 @@ import inspect
 import os
 import signal
 import sys
-from typing import Any
 
 from rung.errors import QueueError
 from rung.queue.drain import Drain
 from rung.queue.sinks import TableSink
+from rung.types import DrainStats
 
 
-async def serve(spec: str) -> dict[str, Any]:
+async def serve(spec: str) -> DrainStats:
     """Build the drain `spec` names, run it until a signal, close its queue (and a
     TableSink's database); its stats."""
     drain = await build(spec)

@@ -25,6 +25,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from rung._redis import Store
 from rung.errors import QueueError, QueueFull, QueueUnavailable
 from rung.queue.broker import Delivery
+from rung.types import QueueStats
 
 GROUP = "rung"
 
@@ -225,7 +226,7 @@ class RedisStreams:
                 await self._call(functools.partial(_delconsumer, self.stream, c["name"]),
                                  idempotent=True)  # fmt: skip
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> QueueStats:
         """depth, pending, lag, oldest_age_s, dead (see `rung.Queue.stats`)."""
 
         async def read(r: Redis) -> list[Any]:

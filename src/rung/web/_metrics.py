@@ -6,7 +6,7 @@ counters (prometheus-client adds it to a counter family's name).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from rung.cache import Cache
 from rung.db import Database
 from rung.queue import Queue
+from rung.types import DatabaseStats, QueueStats
 
 # (stats key, metric name, help) per kind; a counter's name gets `_total` on the wire.
 _DB_COUNTERS = [
@@ -58,12 +59,12 @@ class Stats(Collector):
 
     def __init__(self, *, db: Database | None, cache: Cache | None, queue: Queue | None) -> None:
         self._db, self._cache, self._queue = db, cache, queue
-        self._queue_stats: dict[str, Any] | None = None
+        self._queue_stats: QueueStats | None = None
 
     async def refresh(self) -> None:
         if self._queue is not None:
             try:
-                self._queue_stats = dict(await self._queue.stats())
+                self._queue_stats = await self._queue.stats()
             except Exception:  # an unreachable queue: no queue series this scrape
                 self._queue_stats = None
 
@@ -71,7 +72,7 @@ class Stats(Collector):
         if self._db is not None:
             yield from _per_node(self._db.stats())
         if self._cache is not None:
-            stats = self._cache.stats()
+            stats: Mapping[str, Any] = self._cache.stats()  # a CacheStats, read by the keys above
             for key, name, doc in _CACHE_COUNTERS:
                 yield CounterMetricFamily(name, doc, value=float(stats[key]))
             yield GaugeMetricFamily("rung_cache_hit_ratio", "Hits / (hits + misses).",
@@ -79,13 +80,15 @@ class Stats(Collector):
             yield GaugeMetricFamily("rung_cache_breaker_open", "1 while calls skip Redis.",
                                     value=float(stats["breaker"] == "open"))  # fmt: skip
         if self._queue is not None and self._queue_stats is not None:
+            queued: Mapping[str, Any] = self._queue_stats
             for key, name, doc in _QUEUE_GAUGES:
                 gauge = GaugeMetricFamily(name, doc, labels=["stream"])
-                gauge.add_metric([self._queue.stream], float(self._queue_stats[key]))
+                gauge.add_metric([self._queue.stream], float(queued[key]))
                 yield gauge
 
 
-def _per_node(stats: dict[str, dict[str, Any]]) -> Iterator[Metric]:
+def _per_node(db: DatabaseStats) -> Iterator[Metric]:
+    stats: Mapping[str, Mapping[str, Any]] = db  # NodeStats, read by the keys above
     for key, name, doc in _DB_COUNTERS:
         counter = CounterMetricFamily(name, doc, labels=["node", "role"])
         for node, s in stats.items():
