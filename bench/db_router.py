@@ -1,8 +1,9 @@
 """rung.Database.fetchrow (routed to a replica) against a raw asyncpg pool on the same node.
 
 Same run, rounds interleaved; prints JSON (every round) and a table with the ratios:
-- 16 tasks over a pool of 8, and what PgBouncer-safe mode (statement cache off) costs on
-  a direct connection;
+- 16 tasks over a pool of 8, against the raw pool as it comes (nothing bounded) and bounded
+  as rung bounds a read (the acquire and the statement each with a timeout), and what
+  PgBouncer-safe mode (statement cache off) costs on a direct connection;
 - contention: 64 tasks over a pool of 8, so most acquires wait in line for a connection
   (rung's waiters, `rung/db/waiters.py`, against asyncpg's own queue).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
@@ -30,6 +31,7 @@ SECONDS = 3.0
 ROUNDS = 3
 CONTENTION_ROUNDS = 5
 QUERY = "SELECT id, name FROM bench_items WHERE id = $1"
+ACQUIRE_TIMEOUT = 5.0  # rung.Database's default
 
 
 class Reader(Protocol):
@@ -62,10 +64,18 @@ async def routed(primary: str, replica: str) -> dict[str, Any]:
         replica, min_size=POOL, max_size=POOL, statement_cache_size=0
     )
     db = rung.Database(primary, [replica], min_size=POOL, max_size=POOL)
-    results: dict[str, list[float]] = {"raw": [], "rung": [], "raw_cache_off": []}
+
+    async def bounded(query: str, *args: Any) -> object:
+        """The raw pool bounded as rung bounds each read: the acquire and the statement."""
+        async with raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
+            return await conn.fetchrow(query, *args, timeout=db.statement_timeout)
+
+    results: dict[str, list[float]] = {"raw": [], "raw_bounded": [], "rung": [],
+                                       "raw_cache_off": []}  # fmt: skip
     async with db:
         for _ in range(ROUNDS):
             results["raw"].append(await measure(raw.fetchrow))
+            results["raw_bounded"].append(await measure(bounded))
             results["rung"].append(await measure(db.fetchrow))
             results["raw_cache_off"].append(await measure(raw_nocache.fetchrow))
         assert db.stats()["primary"]["queries"] == 0, "reads must have gone to the replica"
@@ -76,22 +86,22 @@ async def routed(primary: str, replica: str) -> dict[str, Any]:
         "raw_asyncpg_pool_per_s": round(med["raw"]),
         "rung_database_per_s": round(med["rung"]),
         "ratio_rung_vs_raw": round(med["rung"] / med["raw"], 3),
+        "raw_bounded_per_s": round(med["raw_bounded"]),
+        "ratio_rung_vs_raw_bounded": round(med["rung"] / med["raw_bounded"], 3),
         "raw_statement_cache_off_per_s": round(med["raw_cache_off"]),
         "ratio_cache_off_vs_on": round(med["raw_cache_off"] / med["raw"], 3),
         "rounds_raw": rounds(results["raw"]),
+        "rounds_raw_bounded": rounds(results["raw_bounded"]),
         "rounds_rung": rounds(results["rung"]),
         "rounds_raw_cache_off": rounds(results["raw_cache_off"]),
     }
 
 
-async def contention(
-    primary: str, replica: str, more: Mapping[str, Callable[[], rung.Database]] = {}
-) -> dict[str, Any]:
+async def contention(primary: str, replica: str) -> dict[str, Any]:
     """CONTENDING tasks over POOL connections, CONTENTION_ROUNDS rounds; within a round the
-    variants take turns in a rotating order. `more`: further Database variants to compare."""
+    variants take turns in a rotating order."""
     raw = await asyncpg.create_pool(replica, min_size=POOL, max_size=POOL)
     dbs = {"rung": rung.Database(primary, [replica], min_size=POOL, max_size=POOL)}
-    dbs.update((name, make()) for name, make in more.items())
     for db in dbs.values():
         await db.open()
     readers: dict[str, Reader] = {"raw": raw, **dbs}
@@ -109,8 +119,6 @@ async def contention(
     for name in dbs:
         out[f"contention_{name}_per_s"] = round(med[name])
         out[f"contention_ratio_{name}_vs_raw"] = round(med[name] / med["raw"], 3)
-    for name in more:
-        out[f"contention_ratio_rung_vs_{name}"] = round(med["rung"] / med[name], 3)
     out.update((f"contention_rounds_{name}", rounds(v)) for name, v in results.items())
     return out
 

@@ -239,12 +239,12 @@ class Node:
         bounded by the connect timeout, which is `acquire_timeout` too). With all `max_size`
         out, the acquire waits in line (`db/waiters.py`): first come, first served, each
         waiter bounded by its own timer, and a connection coming back goes to the first.
-        Measured by `python bench/db_router.py --contention` (64 tasks over a pool of 8,
-        rounds interleaved, a noisy 2-core machine): 0.65x-0.80x a raw asyncpg pool over
-        three runs. The watchdog it replaced, which cancelled and un-cancelled waiting tasks
-        on an unmeasured claim that timers per call cost a fifth of the throughput, was
-        grafted into that bench for the comparison: this ran at 0.96x of it (median of 17
-        paired rounds, 0.77x-1.28x per round), within the noise."""
+        It replaced a watchdog that cancelled and un-cancelled waiting tasks, on an
+        unmeasured claim that a timer per call cost a fifth of the throughput. It costs
+        some: `python bench/db_router.py` on a quiet 2-core machine, 16 tasks over a pool of
+        8, gave 0.70x a raw asyncpg pool with this line and 0.77x with the watchdog (the
+        same bench at the commit before); with 64 tasks, 0.96x the watchdog (median of 17
+        paired rounds on a busy machine, 0.77x-1.28x per round)."""
         pool = self.pool
         if pool is None or self._closing:
             raise self._not_open()
