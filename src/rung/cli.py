@@ -202,6 +202,76 @@ def lint(
     raise typer.Exit(1 if findings else 0)
 
 
+class DoctorFormat(enum.StrEnum):
+    text = "text"
+    json = "json"
+    md = "md"
+
+
+@app.command()
+def doctor(
+    dir: Annotated[
+        Path | None,
+        typer.Option("--dir", help="A running stack (default without URLs: $RUNG_DIR, else "
+                     ".rung)."),
+    ] = None,
+    db: Annotated[str | None, typer.Option("--db", metavar="URL", help="The primary.")] = None,
+    replica: Annotated[
+        list[str] | None, typer.Option("--replica", metavar="URL", help="A replica (repeatable).")
+    ] = None,
+    cache: Annotated[
+        str | None, typer.Option("--cache", metavar="URL", help="The cache Redis.")
+    ] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", metavar="URL", help="The queue Redis.")
+    ] = None,
+    app_url: Annotated[
+        str | None, typer.Option("--app-url", metavar="URL", help="The app; its /metrics is read.")
+    ] = None,
+    stream: Annotated[
+        list[str] | None,
+        typer.Option("--stream", metavar="NAME", help="A stream to check (repeatable; default: "
+                     "every stream on the queue Redis)."),
+    ] = None,
+    app_path: Annotated[
+        Path | None,
+        typer.Option("--app", metavar="PATH", help="The app's source, for `rung lint`."),
+    ] = None,
+    format: Annotated[
+        DoctorFormat, typer.Option("--format", help="Output format.")
+    ] = DoctorFormat.text,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds each connection and query may take.")
+    ] = 5.0,
+) -> None:  # fmt: skip
+    """Which inflection point the system has hit, and the rungs to take next: checks of the
+    database, cache, queue, instances and app, each with its evidence, a verdict (ok, watch,
+    act) and the next step. Exits 1 when a check says act or could not run."""
+    from rung.doctor import Targets, Verdict, diagnose, to_json, to_markdown, to_text
+
+    urls = (db, replica, cache, queue, app_url)
+    streams = tuple(stream or ())
+    if any(urls) and dir is not None:
+        raise ValueError(
+            "give --dir or URLs (--db, --replica, --cache, --queue, --app-url), not both"
+        )
+    if any(urls):
+        targets = Targets(db=db, replicas=tuple(replica or ()), cache=cache, queue=queue,
+                          app_url=app_url, streams=streams, app=app_path)  # fmt: skip
+    else:
+        targets = Targets.from_stack(dir if dir is not None else default_dir(), streams=streams,
+                                     app=app_path)  # fmt: skip
+    report = asyncio.run(diagnose(targets, timeout=timeout))
+    if format is DoctorFormat.json:
+        sys.stdout.write(to_json(report))
+    elif format is DoctorFormat.md:
+        sys.stdout.write(to_markdown(report))
+    else:
+        to_text(report, console)
+    flagged = any(f.verdict in (Verdict.act, Verdict.unreachable) for f in report.findings)
+    raise typer.Exit(1 if flagged else 0)
+
+
 @app.command()
 def lab(
     dir: Annotated[
