@@ -1,5 +1,6 @@
 """Cache and queue checks on the real stack, and a component that does not answer."""
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 
@@ -10,6 +11,7 @@ import rung
 from rung.doctor import Finding, Report, Targets, Verdict, diagnose
 from rung.testing import RungStack
 from tests.doctor.conftest import Scratch
+from tests.helpers import poll
 
 
 def named(report: Report, prefix: str) -> list[Finding]:
@@ -66,6 +68,44 @@ async def test_a_queue_with_no_drain_is_flagged_with_its_drain_estimate(
     assert report.next[0].rung == "queue"
 
 
+async def test_a_slow_drain_gets_a_finite_drain_estimate(rung_stack: RungStack) -> None:
+    """A drain capped at 200 rows/s under a 20,000-event backlog: the backlog is flagged,
+    with an estimate measured from the group's progress, not "never"."""
+    stream = f"doctor_{secrets.token_hex(4)}"
+    handled = 0
+
+    async def handle(event: dict[str, object]) -> None:
+        nonlocal handled
+        handled += 1
+
+    async with rung.Queue(rung_stack.queue_url, stream=stream) as queue:
+        await queue.put_many([{"n": i} for i in range(20_000)])
+        drain = rung.Drain(queue, rung.HandlerSink(handle), batch_size=50, max_rate=200.0)
+        running = asyncio.create_task(drain.run())
+        try:
+
+            async def acknowledged_some() -> bool:
+                return (await queue.stats())["depth"] < 20_000
+
+            await poll(acknowledged_some)
+            targets = Targets(queue=rung_stack.queue_url, streams=(stream,))
+            report = await diagnose(targets, sample=1.0)
+        finally:
+            drain.stop()
+            await running
+            with redis.Redis.from_url(rung_stack.queue_url) as client:
+                client.delete(stream)
+    [backlog] = named(report, f"stream {stream}")
+    depth, rate = backlog.evidence["depth"], backlog.evidence["drained_per_s"]
+    estimate = backlog.evidence["drain_estimate_s"]
+    assert isinstance(depth, int) and isinstance(rate, float) and isinstance(estimate, float)
+    assert 0 < depth < 20_000 and rate > 0
+    assert backlog.evidence["drained_measured_from"] == "consumer groups"
+    assert estimate == pytest.approx(depth / rate, rel=0.01)
+    assert backlog.verdict is Verdict.act
+    assert "never" not in backlog.summary and "takes about" in backlog.summary
+
+
 async def test_a_hung_redis_is_unreachable_within_the_bound_and_the_rest_still_runs(
     rung_stack: RungStack, scratch: Scratch
 ) -> None:
@@ -79,6 +119,34 @@ async def test_a_hung_redis_is_unreachable_within_the_bound_and_the_rest_still_r
     assert cache.verdict is Verdict.unreachable
     assert cache.summary.startswith("could not check: cache unreachable: ")
     assert named(report, "connection churn")[0].verdict is Verdict.ok
+    assert report.at.endswith("(1 check could not run)")
+
+
+async def test_a_frozen_postmaster_is_an_unreachable_database_and_cache_and_queue_still_run(
+    rung_stack: RungStack, scratch: Scratch
+) -> None:
+    """SIGSTOP on the primary's postmaster: a new connection hangs, unanswered; the doctor's
+    connect gives up at its timeout and names the database."""
+    stream = f"doctor_{secrets.token_hex(4)}"
+    targets = Targets(db=scratch.primary_url, cache=rung_stack.cache_url,
+                      queue=rung_stack.queue_url, streams=(stream,))  # fmt: skip
+    rung_stack.freeze("primary")
+    try:
+        report = await diagnose(targets, timeout=1.0, sample=0.0)
+    finally:
+        rung_stack.thaw("primary")
+    [database] = [f for f in report.findings if f.area == "database"]
+    assert database.verdict is Verdict.unreachable
+    assert database.summary == (
+        "could not check: database unreachable: no answer in time (hung, or a firewall "
+        "dropping packets)"
+    )
+    assert {f.name for f in report.findings if f.area == "cache"} == {
+        "hit rate", "memory policy", "evictions",
+    }  # fmt: skip
+    assert [(f.name, f.verdict) for f in report.findings if f.area == "queue"] == [
+        (f"stream {stream}", Verdict.ok)
+    ]
     assert report.at.endswith("(1 check could not run)")
 
 

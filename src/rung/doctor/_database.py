@@ -43,6 +43,7 @@ class DatabaseFacts:
     tables: dict[tuple[str, str], TableWrites] = field(default_factory=dict)
     table_reads: int = 0  # calls of statements that read tables, on the primary
     read_share: float | None = None  # those reads' share of statement calls
+    connections: tuple[int, int] | None = None  # (in use, usable) on the primary
 
 
 async def check_database(
@@ -61,7 +62,7 @@ async def check_database(
             facts.findings.append(_churn(first, await _sessions(stats)))
         finally:
             await plans_conn.close()
-        facts.findings += await _connections(stats)
+        facts.findings += await _connections(stats, facts)
         facts.findings.append(await _hit_ratio(stats))
     finally:
         await stats.close()
@@ -204,7 +205,7 @@ def _churn(first: tuple[int, float], second: tuple[int, float]) -> Finding:
                    rung="pooling")  # fmt: skip
 
 
-async def _connections(conn: asyncpg.Connection) -> list[Finding]:
+async def _connections(conn: asyncpg.Connection, facts: DatabaseFacts) -> list[Finding]:
     r = await conn.fetchrow(tagged("""
         SELECT count(*) FILTER (WHERE backend_type = 'client backend') AS in_use,
                count(*) FILTER (WHERE state LIKE 'idle in transaction%') AS idle_in_tx,
@@ -216,6 +217,7 @@ async def _connections(conn: asyncpg.Connection) -> list[Finding]:
     assert r is not None
     usable = max(r["max_connections"] - r["reserved"], 1)
     share = r["in_use"] / usable
+    facts.connections = (r["in_use"], usable)
     verdict = Verdict.act if share >= 0.8 else Verdict.watch if share >= 0.6 else Verdict.ok
     in_use = Finding(
         "database", "connections in use", verdict,

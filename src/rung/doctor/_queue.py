@@ -6,7 +6,12 @@ backlog takes to drain at the rate measured over `sample` seconds.
                                  sample=1.0)
 
 rung's layout (rung.queue.streams): an entry is deleted once acknowledged, so the stream's
-length is the depth, and entries-added minus the length's growth is what was drained.
+length is the depth. What was drained between the two samples is read from each consumer
+group's progress: entries read minus the growth of its pending list is what it acknowledged
+(Redis 7's `entries-read`); the slowest group sets the rate. Where a group's `entries-read`
+is unknown (Redis < 7, or a group created past deleted entries), entries added minus the
+length's growth stands in. A backlog "never drains" only when nothing moved; a slow drain
+gets a finite estimate, the current depth at the measured rate.
 """
 
 from __future__ import annotations
@@ -77,7 +82,11 @@ def _finding(stream: str, first: dict[str, Any], second: dict[str, Any]) -> Find
                        "nothing", {"depth": 0})  # fmt: skip
     seconds = max(second["at"] - first["at"], 1e-3)
     depth = second["length"]
-    drained = (second["added"] - first["added"]) - (second["length"] - first["length"])
+    drained = _acknowledged(first["groups"], second["groups"])
+    source = "consumer groups"
+    if drained is None:
+        drained = (second["added"] - first["added"]) - (second["length"] - first["length"])
+        source = "stream length"
     rate = max(drained, 0) / seconds
     accepted = (second["added"] - first["added"]) / seconds
     age = (second["now_ms"] - second["first_ms"]) / 1000 if second["first_ms"] else 0.0
@@ -91,7 +100,7 @@ def _finding(stream: str, first: dict[str, Any], second: dict[str, Any]) -> Find
         "oldest_age_s": round(age, 1), "dead_letters": second["dead"],
         "accepted_per_s": round(accepted, 1), "drained_per_s": round(rate, 1),
         "drain_estimate_s": None if drain_s is None else round(drain_s, 1),
-        "sampled_s": round(seconds, 2),
+        "sampled_s": round(seconds, 2), "drained_measured_from": source,
     }  # fmt: skip
     if depth and drain_s is None:
         return Finding(
@@ -102,10 +111,11 @@ def _finding(stream: str, first: dict[str, Any], second: dict[str, Any]) -> Find
             evidence, rung="queue",
         )  # fmt: skip
     if depth and (age >= MAX_AGE or (drain_s or 0) >= MAX_AGE):
+        growing = f", while {accepted:.0f}/s more arrive" if accepted > rate else ""
         return Finding(
             "queue", f"stream {stream}", Verdict.act,
             f"{depth} events waiting, the oldest {age:.0f}s old; draining at {rate:.0f}/s "
-            f"takes about {drain_s:.0f}s",
+            f"takes about {drain_s:.0f}s{growing}",
             "add drain workers, or raise their batch size or max_rate if the database has room",
             evidence, rung="queue",
         )  # fmt: skip
@@ -118,3 +128,19 @@ def _finding(stream: str, first: dict[str, Any], second: dict[str, Any]) -> Find
         )  # fmt: skip
     summary = f"{depth} events waiting" + (f", draining in about {drain_s:.0f}s" if drain_s else "")
     return Finding("queue", f"stream {stream}", Verdict.ok, summary, "nothing", evidence)
+
+
+def _acknowledged(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> int | None:
+    """Entries the slowest group acknowledged between two XINFO GROUPS samples; None when a
+    group's progress is unknown (no group, no `entries-read`, a group made in between)."""
+    before = {g["name"]: g for g in first}
+    counts = []
+    for group in second:
+        earlier = before.get(group["name"])
+        if earlier is None or group.get("entries-read") is None:
+            return None
+        if earlier.get("entries-read") is None:
+            return None
+        read = int(group["entries-read"]) - int(earlier["entries-read"])
+        counts.append(read - (int(group["pending"]) - int(earlier["pending"])))
+    return min(counts) if counts else None

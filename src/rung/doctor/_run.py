@@ -19,7 +19,14 @@ from redis.exceptions import RedisError
 
 from rung._aio import deadline
 from rung.doctor._advice import advice
-from rung.doctor._app import app_findings, app_hit_rate, scrape
+from rung.doctor._app import (
+    Pools,
+    app_findings,
+    app_hit_rate,
+    pools,
+    pools_against_connections,
+    scrape,
+)
 from rung.doctor._cache import check_cache
 from rung.doctor._database import DatabaseFacts, check_database
 from rung.doctor._instances import check_balancer, check_lint
@@ -67,6 +74,10 @@ async def diagnose(
         guarded("app", "app", scrape(targets.app_url, timeout=timeout))
         if targets.app_url else _none()
     )  # fmt: skip
+    # Each instance's pools; through the balancer only, the one instance that answers.
+    instance_urls = list(targets.instance_urls) or ([targets.app_url] if targets.app_url else [])
+    held = guarded("app", "app", pools(instance_urls, timeout=timeout)) if instance_urls \
+        else _none()  # fmt: skip
 
     async def cache(url: str) -> list[Finding]:
         samples = await app
@@ -93,8 +104,8 @@ async def diagnose(
           if targets.balancer_socket else []),
         *([guarded("instances", "rung lint", check_lint(targets.app))] if targets.app else []),
     ]  # fmt: skip
-    db_result, replica_results, other_results, app_result = await asyncio.gather(
-        database, asyncio.gather(*replicas), asyncio.gather(*others), app
+    db_result, replica_results, other_results, app_result, held_result = await asyncio.gather(
+        database, asyncio.gather(*replicas), asyncio.gather(*others), app, held
     )
     if isinstance(db_result, DatabaseFacts):
         findings += db_result.findings
@@ -121,6 +132,10 @@ async def diagnose(
         findings += app_findings(app_result)
     elif isinstance(app_result, Finding):
         findings.append(app_result)
+    connections = db_result.connections if isinstance(db_result, DatabaseFacts) else None
+    if isinstance(held_result, Pools) and held_result.answered and connections:
+        findings.append(pools_against_connections(
+            held_result, in_use=connections[0], usable=connections[1]))  # fmt: skip
     findings.sort(key=lambda f: AREAS.index(f.area))
     return verdict(findings, checked_at=datetime.now(UTC).isoformat(timespec="seconds"))
 

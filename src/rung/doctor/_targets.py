@@ -18,13 +18,15 @@ _SCHEMES = {
     "cache": ("redis://", "rediss://", "unix://"),
     "queue": ("redis://", "rediss://", "unix://"),
     "app_url": ("http://", "https://"),
+    "instance_urls": ("http://", "https://"),
 }
 
 
 @dataclass(frozen=True)
 class Targets:
     """`streams` empty: every stream on the queue Redis; `app` a source tree for `rung lint`;
-    `balancer_socket` HAProxy's stats socket (known only from a stack's directory)."""
+    `balancer_socket` HAProxy's stats socket and `instance_urls` each app instance's own
+    URL (both known only from a stack's directory)."""
 
     db: str | None = None
     replicas: tuple[str, ...] = ()
@@ -34,6 +36,7 @@ class Targets:
     streams: tuple[str, ...] = ()
     app: Path | None = None
     balancer_socket: Path | None = None
+    instance_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for option, schemes in _SCHEMES.items():
@@ -69,4 +72,7 @@ class Targets:
             streams=streams,
             app=app,
             balancer_socket=socket,
+            instance_urls=tuple(
+                f"http://127.0.0.1:{c.port}" for c in record.components if c.kind == "app"
+            ),
         )
