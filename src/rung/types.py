@@ -49,7 +49,8 @@ class NodeStats(TypedDict):
     queries: int
     errors: int  # connection-level failures; a statement's own error is not one
     timeouts: int  # statements that ran past their timeout here
-    pool_size: int
+    pool_size: int  # connections the pool holds now
+    pool_max_size: int  # what it may grow to (the Database's max_size)
     pool_in_use: int
     pool_waiting: int  # acquires waiting for a connection now
     outstanding: int  # operations in flight

@@ -64,6 +64,8 @@ async def test_from_the_stack_each_instance_pools_are_summed(instances: Stack) -
     report = await diagnose(Targets.from_stack(instances.dir), sample=0.0)
     [pools] = named(report, "pools against max_connections")
     assert (pools.evidence["instances_answered"], pools.evidence["instances_asked"]) == (2, 2)
+    # each instance's primary pool may grow to rung_links' db_pool (10 by default)
+    assert pools.evidence["pool_max_connections_primary"] == 2 * 10
     [balancer] = named(report, "load balancer")
     assert (balancer.verdict, balancer.summary) == (Verdict.ok, "all 2 instances are UP")
 

@@ -506,6 +506,7 @@ class Node:
             "errors": self.errors,
             "timeouts": self.timeouts,
             "pool_size": size,
+            "pool_max_size": self.max_size,
             "pool_in_use": size - idle,
             "pool_waiting": self.waiting,
             "outstanding": self.outstanding,

@@ -6,8 +6,8 @@ statement timeouts, the cache hit rate the app itself counted, queue fallbacks.
     held = await pools(["http://127.0.0.1:8001", "http://127.0.0.1:8002"], timeout=5.0)
     finding = pools_against_connections(held, in_use=12, usable=97)
 
-The pools' sum is the connections each instance's pools hold to primary nodes now
-(`rung_db_pool_connections`; /metrics does not export `max_size`), summed over the
+The pools' sums are what each instance's pools may grow to (`rung_db_pool_max_connections`,
+the configured max_size) and hold now (`rung_db_pool_connections`), summed over the
 instances that answered: one instance when only `--app-url` (the balancer) is known, each
 instance when the doctor has a stack's directory.
 """
@@ -75,9 +75,11 @@ def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 @dataclass(frozen=True)
 class Pools:
-    """Connections the instances' pools hold, by node role, and how many instances told."""
+    """Connections the instances' pools hold and may grow to, by node role, and how many
+    instances told."""
 
     by_role: dict[str, float]
+    max_by_role: dict[str, float]
     answered: int
     asked: int
 
@@ -94,20 +96,26 @@ async def pools(urls: list[str], *, timeout: float) -> Pools:
 
     texts = await asyncio.gather(*(one(url) for url in urls))
     by_role: dict[str, float] = defaultdict(float)
+    max_by_role: dict[str, float] = defaultdict(float)
     for text in texts:
         for name, labels, value in samples(text or ""):
             if name == "rung_db_pool_connections":
                 by_role[labels.get("role", "")] += value
-    return Pools(dict(by_role), sum(t is not None for t in texts), len(urls))
+            elif name == "rung_db_pool_max_connections":
+                max_by_role[labels.get("role", "")] += value
+    return Pools(dict(by_role), dict(max_by_role), sum(t is not None for t in texts), len(urls))
 
 
 def pools_against_connections(held: Pools, *, in_use: int, usable: int) -> Finding:
     """The instances' primary pools against the primary's usable connections: each pool can
-    grow to its max_size, and more instances multiply them."""
+    grow to its max_size, and more instances multiply them. The verdict is on what the
+    pools may grow to (what they hold now, from an instance too old to say)."""
     primary = held.by_role.get("primary", 0.0)
-    share = primary / max(usable, 1)
+    configured = held.max_by_role.get("primary", primary)
+    share = configured / max(usable, 1)
     evidence: dict[str, int | float | str | bool | None] = {
         "pool_connections_primary": primary,
+        "pool_max_connections_primary": configured,
         "pool_connections_replicas": held.by_role.get("replica", 0.0),
         "instances_answered": held.answered, "instances_asked": held.asked,
         "in_use": in_use, "usable_connections": usable, "share": round(share, 3),
@@ -116,8 +124,8 @@ def pools_against_connections(held: Pools, *, in_use: int, usable: int) -> Findi
     verdict = Verdict.act if share >= 0.8 else Verdict.watch if share >= 0.6 else Verdict.ok
     return Finding(
         "app", "pools against max_connections", verdict,
-        f"the pools of {seen} hold {primary:.0f} connections to the primary; it has "
-        f"{in_use} in use of {usable} usable",
+        f"the pools of {seen} may grow to {configured:.0f} connections to the primary and "
+        f"hold {primary:.0f}; it has {in_use} in use of {usable} usable",
         "nothing" if verdict is Verdict.ok else "put PgBouncer (transaction mode) between the "
         "instances and the primary, or lower each instance's max_size so that their sum "
         "stays under max_connections", evidence, rung="pooling",

@@ -28,6 +28,7 @@ _DB_COUNTERS = [
 _DB_GAUGES = [
     ("healthy", "rung_db_node_healthy", "1 while the node serves."),
     ("pool_size", "rung_db_pool_connections", "Connections in the node's pool."),
+    ("pool_max_size", "rung_db_pool_max_connections", "Connections the pool may grow to."),
     ("pool_in_use", "rung_db_pool_connections_in_use", "Pool connections in use."),
     ("pool_waiting", "rung_db_pool_waiting", "Acquires waiting for a free connection."),
     ("replay_lag_s", "rung_db_replica_lag_seconds", "How far a replica is behind, in time."),
