@@ -5,7 +5,7 @@ Same run, rounds interleaved; prints JSON (every round) and a table with the rat
   as rung bounds a read (the acquire and the statement each with a timeout), and what
   PgBouncer-safe mode (statement cache off) costs on a direct connection;
 - contention: 64 tasks over a pool of 8, so most acquires wait in line for a connection
-  (rung's waiters, `rung/db/waiters.py`, against asyncpg's own queue).
+  (rung's waiters, `rung/db/_waiters.py`, against asyncpg's own queue).
 
     python bench/db_router.py                 # starts a throwaway stack (or set RUNG_DIR)
     python bench/db_router.py --contention    # only the contention part

@@ -17,9 +17,7 @@ from pathlib import Path
 
 from _common import running_stack
 
-from rung.lab import report
-from rung.lab.run import INSTANCES, Lab, Plan
-from rung.lab.stages import STAGES
+from rung.lab import INSTANCES, STAGES, Lab, Plan, report
 
 
 def main() -> int:

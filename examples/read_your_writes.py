@@ -8,8 +8,7 @@ import asyncio
 import contextvars
 
 import rung
-from rung.stack import Stack, default_dir
-from rung.stack.postgres import psql
+from rung.stack import Stack, default_dir, psql
 from rung.testing import wait_until
 
 

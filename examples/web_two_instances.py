@@ -12,8 +12,7 @@ from fastapi import FastAPI
 
 import rung
 import rung.web
-from rung.stack import Stack, default_dir
-from rung.stack.postgres import psql
+from rung.stack import Stack, default_dir, psql
 from rung.testing import wait_until
 
 SECRET = "one secret shared by every instance"

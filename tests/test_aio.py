@@ -5,7 +5,7 @@ import contextlib
 
 import pytest
 
-from rung._aio import deadline
+from rung import aio
 
 
 async def swallows_one_cancellation() -> str:
@@ -19,21 +19,21 @@ async def swallows_one_cancellation() -> str:
 async def test_a_deadline_holds_against_a_swallowed_cancellation() -> None:
     """asyncio.timeout would wait the second sleep out; the deadline cancels again."""
     with pytest.raises(TimeoutError):
-        async with deadline(0.05):
+        async with aio.deadline(0.05):
             await swallows_one_cancellation()
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
 
 
 async def test_a_result_in_time_is_kept() -> None:
-    async with deadline(5.0):
+    async with aio.deadline(5.0):
         result = await asyncio.sleep(0, "done")
     assert result == "done"
 
 
 async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     async def guarded() -> None:
-        async with deadline(5.0):
+        async with aio.deadline(5.0):
             await asyncio.sleep(10)
 
     task = asyncio.create_task(guarded())
@@ -56,7 +56,7 @@ async def test_a_cancellation_from_outside_swallowed_inside_is_raised_at_the_end
     after: list[str] = []
 
     async def guarded() -> None:
-        async with deadline(5.0):
+        async with aio.deadline(5.0):
             await eats_it()
         after.append("ran on")
 

@@ -1,10 +1,19 @@
 """The `rung` console script without the `cli` extra: one line on stderr, exit 2."""
 
 import sys
+from collections.abc import Callable
+from importlib.metadata import distribution
 
 import pytest
 
-from rung import _entry
+HINT = "rung: the command line needs its extra: pip install 'rung[cli]'"
+
+
+def _console_script() -> Callable[[], None]:
+    """What the installed `rung` command runs, loaded as the console script loads it."""
+    [script] = [e for e in distribution("rung").entry_points if e.group == "console_scripts"]
+    main: Callable[[], None] = script.load()
+    return main
 
 
 @pytest.mark.parametrize("missing", ["typer", "rich"])
@@ -17,9 +26,9 @@ def test_without_the_cli_extra_rung_prints_one_line_and_exits_2(
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, "rung.cli", raising=False)
     with pytest.raises(SystemExit) as exit:
-        _entry.main()
+        _console_script()()
     assert exit.value.code == 2
-    assert capsys.readouterr() == ("", _entry.HINT + "\n")
+    assert capsys.readouterr() == ("", HINT + "\n")
 
 
 def test_a_missing_module_that_is_not_the_extra_is_not_hidden(
@@ -27,4 +36,4 @@ def test_a_missing_module_that_is_not_the_extra_is_not_hidden(
 ) -> None:
     monkeypatch.setitem(sys.modules, "rung.cli", None)
     with pytest.raises(ModuleNotFoundError, match=r"rung\.cli"):
-        _entry.main()
+        _console_script()()

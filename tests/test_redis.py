@@ -10,13 +10,13 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from rung._redis import Store
+import rung
 from rung.errors import CacheError, CacheUnavailable
 from rung.testing import RungStack
 
 
-def _store(url: str, timeout: float = 0.3) -> Store:
-    return Store(url, timeout=timeout, unavailable=CacheUnavailable, rejected=CacheError)
+def _store(url: str, timeout: float = 0.3) -> rung.redis.Store:
+    return rung.redis.Store(url, timeout=timeout, unavailable=CacheUnavailable, rejected=CacheError)
 
 
 async def test_a_hung_redis_is_unavailable_once_the_bound_passes(blackhole: str) -> None:

@@ -10,6 +10,7 @@ The names below are the public API; everything else may change between releases.
 
 import importlib
 
+from rung import _aio, _redis
 from rung.cache import Cache
 from rung.db import Database, Token
 from rung.errors import (
@@ -80,6 +81,11 @@ __all__ = [
     "Token",
 ]
 __version__ = "0.1.0"
+
+# The shared helpers under public names, for their own unit tests (`from rung import aio`);
+# modules, so not in __all__ (tests/test_public_api.py pins this list).
+aio = _aio
+redis = _redis
 
 
 def __getattr__(name: str) -> object:

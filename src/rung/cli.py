@@ -26,9 +26,10 @@ from rich.table import Table
 from rung import __version__
 from rung.errors import ComponentFailed, RungError
 from rung.queue import Queue
-from rung.queue.runner import serve
+from rung.queue._runner import serve
 from rung.stack import Stack, default_dir
-from rung.state.lint import lint_paths, reporters
+from rung.state.lint import _reporters as reporters
+from rung.state.lint import lint_paths
 
 app = typer.Typer(
     add_completion=False,
@@ -289,7 +290,7 @@ def lab(
 ) -> None:  # fmt: skip
     """Climb the ladder on rung_links and measure what each rung buys; writes an HTML report
     with charts, PNGs, a markdown summary and results.json."""
-    from rung.lab.console import lab as run_lab
+    from rung.lab._console import lab as run_lab
 
     index = run_lab(dir=dir, quick=quick, out=out, stages_=stages, console=console)
     console.print(f"report: {index.absolute()}")
@@ -301,7 +302,7 @@ def demo(
 ) -> None:
     """The main job: start a throwaway stack, climb the ladder quickly (`rung lab --quick`),
     print the report's path, take the stack down."""
-    from rung.lab.console import lab as run_lab
+    from rung.lab._console import lab as run_lab
 
     index = run_lab(dir=None, quick=True, out=out, stages_=None, console=console)
     console.print(f"report: {index.absolute()}")

@@ -21,7 +21,7 @@ Testing an app on `rung.Database` (needs httpx, imported only when used):
             assert (await client.get(f"/notes/{note['id']}")).status_code == 200
 
 A queue with no Redis at all, with Redis Streams' semantics and a clock the test can move
-(`rung.queue.memory`):
+(`MemoryBroker`):
 
     queue = rung.Queue(broker=MemoryBroker(stream="clicks"))
 """
@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rung.db import lsn
+from rung.db import _lsn as lsn
 from rung.errors import StackError
-from rung.queue.memory import MemoryBroker
+from rung.queue._memory import MemoryBroker
 from rung.stack import Stack
-from rung.stack.postgres import psql
-from rung.stack.stackfile import StackFile
-from rung.state.asgi import ASGIApp, Message, Receive, Scope, Send
+from rung.stack._postgres import psql
+from rung.stack._stackfile import StackFile
+from rung.state._asgi import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     import httpx

@@ -2,7 +2,9 @@
 
 import time
 
-from rung.cache.breaker import Breaker
+from rung.cache import breaker
+
+Breaker = breaker.Breaker
 
 
 def test_a_closed_breaker_lets_every_call_through() -> None:

@@ -7,7 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rung import CacheError
-from rung.cache.entry import Entry, decode, encode, jittered
+from rung.cache import entry
+
+Entry = entry.Entry
+decode = entry.decode
+encode = entry.encode
+jittered = entry.jittered
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),

@@ -6,7 +6,10 @@ from typing import Any
 
 import pytest
 
-from rung.cache.flights import Flight, Flights
+from rung.cache import flights
+
+Flight = flights.Flight
+Flights = flights.Flights
 
 
 async def forever(_flight: Flight | None = None) -> Any:

@@ -6,12 +6,19 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rung._redis import Store
-from rung.cache.entry import encode
-from rung.cache.lease_client import LeaseClient
-from rung.cache.leases import Busy, Found, KeySpace, Lease, Leases
+from rung import redis
+from rung.cache import entry, lease_client, leases
 from rung.errors import CacheError, CacheUnavailable
 from rung.testing import RungStack
+
+Store = redis.Store
+encode = entry.encode
+LeaseClient = lease_client.LeaseClient
+Busy = leases.Busy
+Found = leases.Found
+KeySpace = leases.KeySpace
+Lease = leases.Lease
+Leases = leases.Leases
 
 
 @pytest.fixture

@@ -11,9 +11,14 @@ import asyncpg
 import pytest
 
 import rung
-from rung.db.node import Connection, Node, drop, is_connection_error
+from rung.db import node
 from rung.testing import RungStack
 from tests.helpers import poll
+
+Connection = node.Connection
+Node = node.Node
+drop = node.drop
+is_connection_error = node.is_connection_error
 
 
 class _Conn:

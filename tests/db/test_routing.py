@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rung.db.routing import is_read
+from rung.db import routing
 
 READS = [
     "SELECT 1",
@@ -56,13 +56,13 @@ WRITES = [
 @pytest.mark.parametrize("sql", READS)
 def test_reads_may_go_to_a_replica(sql: str) -> None:
     """Plain reads, with comments, case, whitespace, parentheses and strings, are reads."""
-    assert is_read(sql) is True
+    assert routing.is_read(sql) is True
 
 
 @pytest.mark.parametrize("sql", WRITES)
 def test_writes_and_locking_reads_go_to_the_primary(sql: str) -> None:
     """Writes, data-modifying CTEs, row locks, nextval/setval and anything else: primary."""
-    assert is_read(sql) is False
+    assert routing.is_read(sql) is False
 
 
 words = st.sampled_from(["INSERT", "update", "Delete", "MERGE"])
@@ -74,10 +74,10 @@ def test_a_write_keyword_outside_strings_is_never_a_read(
     prefix: str, word: str, suffix: str
 ) -> None:
     """However a SELECT is dressed, a bare INSERT/UPDATE/DELETE/MERGE makes it a write."""
-    assert is_read(f"SELECT {prefix} {word} {suffix}") is False
+    assert routing.is_read(f"SELECT {prefix} {word} {suffix}") is False
 
 
 @given(text=st.text(alphabet=st.characters(blacklist_characters="'\\"), max_size=40))
 def test_string_contents_never_change_a_read(text: str) -> None:
     """Whatever a string literal holds (no quote inside), the SELECT around it is a read."""
-    assert is_read(f"SELECT '{text}' AS s") is True
+    assert routing.is_read(f"SELECT '{text}' AS s") is True

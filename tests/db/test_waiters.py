@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from rung.db.waiters import Line
+from rung.db import waiters
 from tests.helpers import poll
 
 
@@ -13,16 +13,16 @@ class Expired(Exception):
     pass
 
 
-def _line(returned: list[str] | None = None) -> Line[str]:
+def _line(returned: list[str] | None = None) -> waiters.Line[str]:
     back = returned if returned is not None else []
-    return Line(expired=lambda: Expired("no item in time"), returned=back.append)
+    return waiters.Line(expired=lambda: Expired("no item in time"), returned=back.append)
 
 
-async def _waiting(line: Line[str], seconds: float = 30.0) -> str:
+async def _waiting(line: waiters.Line[str], seconds: float = 30.0) -> str:
     return await line.join(seconds).wait()
 
 
-async def _in_line(line: Line[str], count: int) -> list[asyncio.Task[str]]:
+async def _in_line(line: waiters.Line[str], count: int) -> list[asyncio.Task[str]]:
     """`count` waiters, each in its own task, joined in the order of the list."""
     tasks = []
     for n in range(1, count + 1):

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rung.lab.boxes import CPU_ROOT, Boxes
+from rung.lab import boxes
+
+CPU_ROOT = boxes.CPU_ROOT
+Boxes = boxes.Boxes
 
 
 @pytest.fixture

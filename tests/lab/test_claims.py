@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rung.lab.claims import claims, ordering
+from rung.lab import claims as claims_module
+
+claims = claims_module.claims
+ordering = claims_module.ordering
 
 
 def stage(id: str, throughput: float | None, **extra: Any) -> dict[str, Any]:

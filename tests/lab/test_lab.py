@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 
 from rung.errors import StackError
-from rung.lab import report
-from rung.lab.run import INSTANCES, Lab, Plan
-from rung.lab.stages import STAGES
+from rung.lab import INSTANCES, STAGES, Lab, Plan, report
 from rung.stack import Stack
 
 TINY = replace(

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from rung.lab import load
-from rung.lab.load import Run, Sample, Step
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -387,12 +386,12 @@ async def test_bad_options_are_rejected_by_name() -> None:
 # --- a run's numbers ----------------------------------------------------------------------
 
 
-def synthetic(*latencies: float, status: int = 200, kind: str = "redirect") -> list[Sample]:
-    return [Sample(kind, i * 0.1, latency, status) for i, latency in enumerate(latencies)]
+def synthetic(*latencies: float, status: int = 200, kind: str = "redirect") -> list[load.Sample]:
+    return [load.Sample(kind, i * 0.1, latency, status) for i, latency in enumerate(latencies)]
 
 
 def test_percentiles_interpolate_over_answered_requests() -> None:
-    run = Run(
+    run = load.Run(
         samples=synthetic(0.01, 0.02, 0.03, 0.04, 0.05) + synthetic(9.0, status=0),
         seconds=1.0,
         cpu_seconds=0.25,
@@ -412,12 +411,12 @@ def test_percentiles_interpolate_over_answered_requests() -> None:
 
 def test_the_timeline_buckets_by_scheduled_time() -> None:
     samples = [
-        Sample("redirect", 0.0, 0.010, 200),
-        Sample("redirect", 0.1, 0.030, 200),
-        Sample("redirect", 0.3, 0.500, 0),
-        Sample("redirect", 0.6, 0.020, 302),
+        load.Sample("redirect", 0.0, 0.010, 200),
+        load.Sample("redirect", 0.1, 0.030, 200),
+        load.Sample("redirect", 0.3, 0.500, 0),
+        load.Sample("redirect", 0.6, 0.020, 302),
     ]
-    rows = Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=4.0).timeline(0.25)
+    rows = load.Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=4.0).timeline(0.25)
     assert [row["t"] for row in rows] == [0.0, 0.25, 0.5]
     assert [row["count"] for row in rows] == [2, 1, 1]
     assert [row["errors"] for row in rows] == [0, 1, 0]
@@ -428,19 +427,19 @@ def test_the_timeline_buckets_by_scheduled_time() -> None:
 # --- the search ---------------------------------------------------------------------------
 
 
-def capacity(limit: float) -> Callable[[float], asyncio.Future[Run]]:
+def capacity(limit: float) -> Callable[[float], asyncio.Future[load.Run]]:
     """A `measure` for a service that answers in 10 ms up to `limit` req/s and in 0.5 s past it."""
 
-    async def measure(rate: float) -> Run:
+    async def measure(rate: float) -> load.Run:
         latency = 0.010 if rate <= limit else 0.5
-        samples = [Sample("redirect", i / rate, latency, 200) for i in range(int(rate))]
-        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
+        samples = [load.Sample("redirect", i / rate, latency, 200) for i in range(int(rate))]
+        return load.Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
 
     return measure  # type: ignore[return-value]
 
 
 async def test_the_search_climbs_by_the_factor_then_bisects() -> None:
-    seen: list[Step] = []
+    seen: list[load.Step] = []
     steps = await load.search(capacity(1000), start=200, p99=0.1, on_step=seen.append)
     rates = [200, 320, 512, 819.2, 1310.72, math.sqrt(819.2 * 1310.72)]
     assert rates == pytest.approx([s.rate for s in steps])
@@ -471,19 +470,21 @@ async def test_the_search_never_measures_more_than_its_steps() -> None:
         assert steps == len(await load.search(capacity(1e9), start=10, p99=0.1, steps=steps))
 
 
-def stalled_once(limit: float, at: float) -> Callable[[float], asyncio.Future[Run]]:
+def stalled_once(limit: float, at: float) -> Callable[[float], asyncio.Future[load.Run]]:
     """`capacity(limit)`, except that the first run at rate `at` has one stall: 2 % of its
     requests answer in 0.5 s, the rest in 10 ms."""
     seen: set[float] = set()
 
-    async def measure(rate: float) -> Run:
+    async def measure(rate: float) -> load.Run:
         if rate != at or at in seen:
             return await capacity(limit)(rate)
         seen.add(at)
         n = int(rate)
         slow = max(2, n // 50)
-        samples = [Sample("redirect", i / rate, 0.5 if i < slow else 0.010, 200) for i in range(n)]
-        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
+        samples = [
+            load.Sample("redirect", i / rate, 0.5 if i < slow else 0.010, 200) for i in range(n)
+        ]
+        return load.Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
 
     return measure  # type: ignore[return-value]
 
@@ -515,21 +516,23 @@ async def test_confirm_takes_a_saturated_step_at_its_word() -> None:
 
 
 async def test_confirm_counts_a_second_failure() -> None:
-    async def always_stalls(rate: float) -> Run:
-        samples = [Sample("redirect", i / rate, 0.5 if i < 5 else 0.010, 200) for i in range(100)]
-        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
+    async def always_stalls(rate: float) -> load.Run:
+        samples = [
+            load.Sample("redirect", i / rate, 0.5 if i < 5 else 0.010, 200) for i in range(100)
+        ]
+        return load.Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=rate)
 
     steps = await load.search(always_stalls, start=100, p99=0.1, factor=2, steps=4, confirm=True)  # type: ignore[arg-type]
     assert [(s.rate, s.ok) for s in steps] == [(100, False), (100, False), (50, False), (50, False)]
 
 
 def test_a_run_meets_the_objective_only_within_latency_errors_and_rate() -> None:
-    def run(latency: float, errors: int) -> Run:
+    def run(latency: float, errors: int) -> load.Run:
         samples = synthetic(*[latency] * (100 - errors)) + synthetic(*[0.0] * errors, status=0)
-        return Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=100.0)
+        return load.Run(samples=samples, seconds=1.0, cpu_seconds=0.0, offered=100.0)
 
     assert load.meets(run(0.05, 1), p99=0.1)
     assert not load.meets(run(0.2, 0), p99=0.1)
     assert not load.meets(run(0.05, 2), p99=0.1)
     assert load.meets(run(0.05, 2), p99=0.1, error_budget=0.02)
-    assert not load.meets(Run(samples=[], seconds=0.0, cpu_seconds=0.0, offered=0.0), p99=0.1)
+    assert not load.meets(load.Run(samples=[], seconds=0.0, cpu_seconds=0.0, offered=0.0), p99=0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rung.lab.stages import STAGES, select
+from rung.lab import stages
 from rung_links.settings import Settings
 
 URLS = {"primary_url": "postgresql://rung@127.0.0.1:5/rung"}
@@ -19,15 +19,15 @@ STACK_ENV = {
 
 def settings(stage_id: str) -> Settings:
     """The settings an instance of the stage reads: the stack's environment, the stage's over it."""
-    stage = next(s for s in STAGES if s.id == stage_id)
+    stage = next(s for s in stages.STAGES if s.id == stage_id)
     return Settings.from_env({**STACK_ENV, **stage.env(URLS)})
 
 
 def test_the_ladder_has_the_seven_rungs_in_order() -> None:
-    assert [s.id for s in STAGES] == [
+    assert [s.id for s in stages.STAGES] == [
         "naive", "indexes", "pool", "pgbouncer", "replica", "cache", "instances", "queue"
     ]  # fmt: skip
-    assert [s.step for s in STAGES] == [1, 2, 3, 3, 4, 5, 6, 7]
+    assert [s.step for s in stages.STAGES] == [1, 2, 3, 3, 4, 5, 6, 7]
 
 
 def test_naive_is_a_connection_per_statement_to_the_primary_without_indexes_or_cache() -> None:
@@ -44,11 +44,11 @@ def test_each_rung_adds_what_it_names() -> None:
     assert settings("replica").replica_urls == (STACK_ENV["RUNG_REPLICA_URLS"],)
     assert (settings("replica").cache, settings("cache").cache) == (False, True)
     assert (settings("instances").clicks, settings("queue").clicks) == ("direct", "queue")
-    assert [s.many for s in STAGES] == [False] * 6 + [True] * 2
+    assert [s.many for s in stages.STAGES] == [False] * 6 + [True] * 2
 
 
 def test_select_keeps_ladder_order_and_names_an_unknown_stage() -> None:
-    assert [s.id for s in select("queue, naive")] == ["naive", "queue"]
-    assert select(None) == STAGES
+    assert [s.id for s in stages.select("queue, naive")] == ["naive", "queue"]
+    assert stages.select(None) == stages.STAGES
     with pytest.raises(ValueError, match="unknown stage 'turbo': the stages are naive, "):
-        select("naive,turbo")
+        stages.select("naive,turbo")

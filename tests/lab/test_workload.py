@@ -6,21 +6,21 @@ from collections import Counter
 
 import pytest
 
-from rung.lab.workload import Mix
+from rung.lab import workload
 
 
-def draws(mix: Mix, n: int) -> list[tuple[str, bytes]]:
+def draws(mix: workload.Mix, n: int) -> list[tuple[str, bytes]]:
     return [mix.next() for _ in range(n)]
 
 
 def test_two_mixes_with_one_seed_send_the_same_requests() -> None:
-    one = Mix(links=500, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
-    two = Mix(links=500, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
+    one = workload.Mix(links=500, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
+    two = workload.Mix(links=500, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
     assert draws(one, 3000) == draws(two, 3000)
 
 
 def test_the_mix_and_the_zipf_ranks_show_in_the_requests() -> None:
-    mix = Mix(links=1000, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
+    mix = workload.Mix(links=1000, zipf_s=1.1, redirect=0.9, stats=0.08, cookie="session=x")
     sent = draws(mix, 20_000)
     kinds = Counter(kind for kind, _ in sent)
     assert 0.88 < kinds["redirect"] / 20_000 < 0.92
@@ -31,7 +31,7 @@ def test_the_mix_and_the_zipf_ranks_show_in_the_requests() -> None:
 
 
 def test_a_write_is_a_complete_post_with_the_session_cookie() -> None:
-    mix = Mix(links=10, zipf_s=1.0, redirect=0.0, stats=0.0, cookie="session=abc")
+    mix = workload.Mix(links=10, zipf_s=1.0, redirect=0.0, stats=0.0, cookie="session=abc")
     kind, raw = mix.next()
     head, body = raw.split(b"\r\n\r\n")
     assert kind == "write"
@@ -43,6 +43,6 @@ def test_a_write_is_a_complete_post_with_the_session_cookie() -> None:
 
 def test_writes_without_a_session_and_shares_past_one_are_refused() -> None:
     with pytest.raises(ValueError, match="writes need a session cookie"):
-        Mix(links=10, zipf_s=1.0, redirect=0.5, stats=0.0, cookie=None)
+        workload.Mix(links=10, zipf_s=1.0, redirect=0.5, stats=0.0, cookie=None)
     with pytest.raises(ValueError, match="together at most 1"):
-        Mix(links=10, zipf_s=1.0, redirect=0.9, stats=0.2, cookie="c")
+        workload.Mix(links=10, zipf_s=1.0, redirect=0.9, stats=0.2, cookie="c")

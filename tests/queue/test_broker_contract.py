@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 import rung
-from rung.queue.streams import RedisStreams
+from rung.queue import RedisStreams
 from rung.testing import MemoryBroker, RungStack
 from tests.helpers import poll
 

@@ -14,9 +14,7 @@ import orjson
 import pytest
 
 import rung
-from rung.queue.broker import Delivery
-from rung.queue.faults import BATCH_TRIES
-from rung.queue.sinks import Failures
+from rung.queue import Delivery, Failures, faults
 from rung.testing import RungStack
 from tests.helpers import poll
 from tests.queue.support import dead_letters, drained, on_primary, running, sink
@@ -156,11 +154,11 @@ async def test_a_batch_that_keeps_failing_as_a_whole_is_split_after_a_few_tries(
     drain = rung.Drain(queue, fussy, max_deliveries=1)
     async with running(drain):
         await drained(queue)
-    assert fussy.calls[:BATCH_TRIES] == [list(range(100))] * BATCH_TRIES
+    assert fussy.calls[: faults.BATCH_TRIES] == [list(range(100))] * faults.BATCH_TRIES
     assert fussy.written == set(range(100)) - {13}
     letters = await dead_letters(rung_stack, stream)
     assert [letter[b"error"] for letter in letters] == [b"RuntimeError: the service is confused"]
-    assert drain.stats()["batch_failures"] == BATCH_TRIES
+    assert drain.stats()["batch_failures"] == faults.BATCH_TRIES
 
 
 class HeldSink:

@@ -2,7 +2,9 @@
 
 import uuid
 
-from rung.queue.ids import new_id
+from rung.queue import ids
+
+new_id = ids.new_id
 
 
 def test_ids_are_uuid7_strings() -> None:

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 import rung
-from rung.queue.queue import CHUNK_EVENTS
+from rung.queue import CHUNK_EVENTS
 from rung.testing import RungStack
 from tests.helpers import poll
 from tests.queue.support import ids_in_stream

@@ -5,9 +5,7 @@ from pathlib import Path
 import pytest
 
 from rung.errors import ComponentFailed
-from rung.stack import proc
-from rung.stack.component import Layout
-from rung.stack.haproxy import Backend, HAProxy, parse_stat
+from rung.stack import component, haproxy, proc
 
 # `show stat` as HAProxy 2.6 prints it, cut to the columns rung reads (the order is HAProxy's).
 SHOW_STAT = """\
@@ -23,25 +21,25 @@ apps,BACKEND,UP,,,
 
 def test_parse_stat_lists_the_instances_with_their_state_and_last_check() -> None:
     """The frontend and backend summary rows are left out; each server keeps its state."""
-    assert parse_stat(SHOW_STAT) == [
-        Backend("app1", "UP", "L7OK", "Layer7 check passed"),
-        Backend("app2", "DOWN", "L4CON", "Layer4 connection problem"),
-        Backend("app3", "UP 1/2", "L7STS", "Layer7 wrong status"),
+    assert haproxy.parse_stat(SHOW_STAT) == [
+        haproxy.Backend("app1", "UP", "L7OK", "Layer7 check passed"),
+        haproxy.Backend("app2", "DOWN", "L4CON", "Layer4 connection problem"),
+        haproxy.Backend("app3", "UP 1/2", "L7STS", "Layer7 wrong status"),
     ]
 
 
 def test_an_instance_is_up_only_after_a_check_passed() -> None:
     """HAProxy starts servers UP before any check: that is not ready yet; nor is one that
     is failing its checks and not yet out ('UP 1/2')."""
-    assert Backend("app1", "UP", "L7OK", "").up
-    assert not Backend("app1", "UP", "INI", "").up
-    assert not Backend("app1", "UP 1/2", "L7STS", "").up
-    assert not Backend("app1", "DOWN", "L4CON", "").up
+    assert haproxy.Backend("app1", "UP", "L7OK", "").up
+    assert not haproxy.Backend("app1", "UP", "INI", "").up
+    assert not haproxy.Backend("app1", "UP 1/2", "L7STS", "").up
+    assert not haproxy.Backend("app1", "DOWN", "L4CON", "").up
 
 
-def _haproxy(dir: Path) -> HAProxy:
-    layout = Layout(dir, dir / "servers", proc.server_user())
-    return HAProxy("haproxy", layout, {"app1": 20001, "app2": 20002, "haproxy": 20000})
+def _haproxy(dir: Path) -> haproxy.HAProxy:
+    layout = component.Layout(dir, dir / "servers", proc.server_user())
+    return haproxy.HAProxy("haproxy", layout, {"app1": 20001, "app2": 20002, "haproxy": 20000})
 
 
 def test_the_config_names_every_instance_and_haproxy_accepts_it(tmp_path: Path) -> None:

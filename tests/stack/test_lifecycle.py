@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from rung.errors import ComponentFailed
-from rung.stack import Stack, proc
-from rung.stack.postgres import psql
-from rung.stack.stackfile import StackFile
+from rung.stack import Stack, StackFile, proc, psql
 from tests.helpers import rung
 
 

@@ -23,9 +23,7 @@ import redis.asyncio
 
 import rung
 from rung.errors import StackError
-from rung.stack import Stack, proc
-from rung.stack.service import Service, secret
-from rung.stack.stackfile import StackFile
+from rung.stack import Stack, StackFile, proc, service
 from rung.testing import wait_until
 from tests.helpers import poll
 from tests.helpers import rung as rung_command
@@ -281,22 +279,22 @@ def test_the_secret_is_made_once_and_refused_when_it_is_not_ours(tmp_path: Path)
     """secret() makes DIR/secret (0600) once and returns the same value after (making it
     0600 again if it was loosened); a file that does not hold 64 hex digits is an error, not
     silently replaced."""
-    first = secret(tmp_path)
+    first = service.secret(tmp_path)
     assert len(first) == 64 and int(first, 16) >= 0
-    assert secret(tmp_path) == first
+    assert service.secret(tmp_path) == first
     assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
     (tmp_path / "secret").chmod(0o644)
-    assert secret(tmp_path) == first
+    assert service.secret(tmp_path) == first
     assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
     (tmp_path / "secret").write_text("hunter2\n")
     with pytest.raises(StackError, match="not a secret rung made"):
-        secret(tmp_path)
+        service.secret(tmp_path)
 
 
 def test_service_targets_must_be_module_colon_name() -> None:
-    assert Service(app="a.b:c", drain="d:make").app == "a.b:c"
+    assert service.Service(app="a.b:c", drain="d:make").app == "a.b:c"
     with pytest.raises(StackError, match="--drain must be MODULE:NAME"):
-        Service(drain="d.make")
+        service.Service(drain="d.make")
 
 
 def test_the_pytest_plugin_starts_instances_from_its_ini_options(tmp_path: Path) -> None:

@@ -8,8 +8,7 @@ import pytest
 import redis
 
 from rung.errors import ComponentFailed, StackError
-from rung.stack.postgres import psql
-from rung.stack.supervisor import groups, plan
+from rung.stack import psql, supervisor
 from rung.testing import RungStack, wait_until
 from tests.helpers import RUNG
 
@@ -32,7 +31,7 @@ def test_stack_json_follows_the_schema(rung_stack: RungStack) -> None:
     replicas = [f"replica{i}" for i in range(1, len(data["replica_urls"]) + 1)]
     kinds = [c["kind"] for c in data["components"]]
     shape = {"instances": kinds.count("app"), "workers": kinds.count("drain")}
-    assert names == plan(replicas=len(replicas), **shape)
+    assert names == supervisor.plan(replicas=len(replicas), **shape)
     assert ("app_url" in data) == (shape["instances"] > 0)
     for c in data["components"]:
         assert {"name", "kind", "pid", "port", "log"} <= c.keys()
@@ -144,16 +143,16 @@ def test_pause_replay_names_an_unknown_replica(rung_stack: RungStack) -> None:
 def test_the_plan_starts_servers_then_workers_then_instances_then_haproxy() -> None:
     """Drain workers before the instances that feed their queue; HAProxy last, and only
     when there are instances."""
-    assert plan(replicas=1, instances=2, workers=1) == [
+    assert supervisor.plan(replicas=1, instances=2, workers=1) == [
         "primary", "replica1", "pgbouncer", "cache", "queue", "drain1", "app1", "app2", "haproxy",
     ]  # fmt: skip
-    assert "haproxy" not in plan(replicas=1, instances=0, workers=2)
+    assert "haproxy" not in supervisor.plan(replicas=1, instances=0, workers=2)
 
 
 def test_instances_and_workers_start_and_stop_as_groups() -> None:
     """In stop order: HAProxy alone, then every instance at once, then every worker."""
-    names = list(reversed(plan(replicas=1, instances=2, workers=2)))
-    assert groups(names) == [
+    names = list(reversed(supervisor.plan(replicas=1, instances=2, workers=2)))
+    assert supervisor.groups(names) == [
         ["haproxy"], ["app2", "app1"], ["drain2", "drain1"],
         ["queue"], ["cache"], ["pgbouncer"], ["replica1"], ["primary"],
     ]  # fmt: skip

@@ -11,8 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rung.state.lint import RULES, lint_paths, lint_source
-from rung.state.lint.files import MAX_FILE_BYTES
+from rung.state.lint import MAX_FILE_BYTES, RULES, lint_paths, lint_source
 from tests.helpers import rung
 
 FIXTURES = Path(__file__).parent / "fixtures"

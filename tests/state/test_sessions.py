@@ -245,7 +245,7 @@ def test_a_short_secret_is_refused() -> None:
 
 
 def test_a_value_json_cannot_hold_fails_where_it_is_assigned() -> None:
-    from rung.state.sessions import Session
+    from rung.state import Session
 
     session = Session()
     with pytest.raises(TypeError, match=r"session\['when'\] must be JSON-serializable"):

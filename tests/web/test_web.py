@@ -19,7 +19,6 @@ from prometheus_client.parser import text_string_to_metric_families
 import rung
 import rung.web
 from rung.testing import RungStack
-from rung.web._tokens import sign
 from tests.helpers import in_fresh_context, poll
 
 SECRET = "a-secret-of-at-least-16-bytes"
@@ -115,7 +114,7 @@ async def test_a_write_through_one_instance_is_read_through_the_other(
     [
         "garbage",
         "FFFFFFFF/FFFFFFFF",
-        sign("FFFFFFFF/FFFFFFFF", b"another stack's secret, 32 bytes", now=1e10),
+        rung.web.tokens.sign("FFFFFFFF/FFFFFFFF", b"another stack's secret, 32 bytes", now=1e10),
         "é🙂" * 10,
         "x" * 10_000,
     ],

@@ -4,7 +4,7 @@ linter for the traps that keep a service from scaling out.
 from rung.state import SessionMiddleware, Singleton
 """
 
-from rung.state.sessions import SessionMiddleware
-from rung.state.singleton import Singleton
+from rung.state._sessions import Session, SessionMiddleware
+from rung.state._singleton import Singleton
 
-__all__ = ["SessionMiddleware", "Singleton"]
+__all__ = ["Session", "SessionMiddleware", "Singleton"]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from rung._options import seconds
 from rung.db import Database, Token
-from rung.state.asgi import ASGIApp, Message, Receive, Scope, Send, cookies
+from rung.state._asgi import ASGIApp, Message, Receive, Scope, Send, cookies
 from rung.web._tokens import sign, verify
 
 COOKIE = "rung_lsn"

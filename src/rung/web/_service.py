@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from rung.db import Database
-from rung.state.asgi import ASGIApp, Message, Receive, Scope, Send
+from rung.state._asgi import ASGIApp, Message, Receive, Scope, Send
 from rung.web._metrics import Stats, exposition
 
 _JSON = [(b"content-type", b"application/json")]

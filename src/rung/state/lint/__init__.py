@@ -5,7 +5,8 @@ for finding in lint_paths([Path("app")]):
     print(finding.path, finding.line, finding.rule, finding.fix)
 """
 
-from rung.state.lint.engine import Finding, lint_paths, lint_source
-from rung.state.lint.rules import RULES, Rule
+from rung.state.lint._engine import Finding, lint_paths, lint_source
+from rung.state.lint._files import MAX_FILE_BYTES
+from rung.state.lint._rules import RULES, Rule
 
-__all__ = ["RULES", "Finding", "Rule", "lint_paths", "lint_source"]
+__all__ = ["MAX_FILE_BYTES", "RULES", "Finding", "Rule", "lint_paths", "lint_source"]
