@@ -35,6 +35,7 @@ def _is_module(name: str) -> bool:
 PACKAGES = [
     "rung.cache",
     "rung.db",
+    "rung.doctor",
     "rung.lab",
     "rung.queue",
     "rung.stack",
@@ -60,6 +61,12 @@ INTERNALS = {
         "node": "rung.db._node",
         "routing": "rung.db._routing",
         "waiters": "rung.db._waiters",
+    },
+    "rung.doctor": {
+        "app": "rung.doctor._app",
+        "model": "rung.doctor._model",
+        "plans": "rung.doctor._plans",
+        "verdicts": "rung.doctor._verdict",
     },
     "rung.lab": {
         "boxes": "rung.lab._boxes",

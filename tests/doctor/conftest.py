@@ -34,7 +34,7 @@ def scratch(rung_stack: RungStack) -> Iterator[Scratch]:
     rung_stack.sql("primary", f"CREATE DATABASE {name}")
     try:
         port = rung_stack.ports["primary"]
-        from rung.stack.postgres import psql
+        from rung.stack import psql
 
         psql(port, "CREATE EXTENSION pg_stat_statements; CREATE EXTENSION hypopg", db=name)
         psql(port, migration("0001_tables.sql"), db=name)

@@ -5,11 +5,23 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from rung.doctor import SCHEMA, Finding, Targets, Verdict, to_dict, to_markdown
-from rung.doctor._app import app_hit_rate, parse
-from rung.doctor._model import unreachable
-from rung.doctor._plans import SeqScan
-from rung.doctor._verdict import verdict
+from rung.doctor import (
+    SCHEMA,
+    Finding,
+    Targets,
+    Verdict,
+    app,
+    model,
+    plans,
+    to_dict,
+    to_markdown,
+    verdicts,
+)
+
+app_hit_rate, parse = app.app_hit_rate, app.parse
+unreachable = model.unreachable
+SeqScan = plans.SeqScan
+verdict = verdicts.verdict
 
 
 def finding(verdict_: Verdict, rung: str | None, name: str = "x") -> Finding:

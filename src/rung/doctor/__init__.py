@@ -8,18 +8,18 @@ next step); the report closes with the rung the system is at and the rungs to ta
 The JSON form is described by `SCHEMA` (report.schema.json beside this file).
 """
 
-import json
-from importlib import resources
-from typing import Any
-
+from rung.doctor import _app, _model, _plans, _verdict
 from rung.doctor._model import RUNGS, Finding, Report, Step, Verdict
 from rung.doctor._render import to_dict, to_json, to_markdown, to_text
 from rung.doctor._run import diagnose
+from rung.doctor._schema import SCHEMA
 from rung.doctor._targets import Targets
 
-SCHEMA: dict[str, Any] = json.loads(
-    resources.files(__name__).joinpath("report.schema.json").read_text(encoding="utf-8")
-)
+# Implementation modules under a public name, for their own unit tests (tests/doctor).
+app = _app
+model = _model
+plans = _plans
+verdicts = _verdict
 
 __all__ = [
     "RUNGS",

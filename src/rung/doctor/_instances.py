@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from rung.doctor._model import Finding, Verdict
-from rung.stack.haproxy import Backend, parse_stat
+from rung.stack._haproxy import Backend, parse_stat
 from rung.state.lint import lint_paths
 
 

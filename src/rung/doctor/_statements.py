@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from rung.db.routing import is_read
+from rung.db._routing import is_read
 from rung.doctor._pg import TAG, tagged
 
 _FROM = re.compile(r"\bFROM\b", re.IGNORECASE)
