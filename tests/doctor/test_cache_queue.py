@@ -8,14 +8,11 @@ import pytest
 import redis
 
 import rung
-from rung.doctor import Finding, Report, Targets, Verdict, diagnose
+from rung.doctor import Targets, Verdict, diagnose
 from rung.testing import RungStack
 from tests.doctor.conftest import Scratch
+from tests.doctor.support import named
 from tests.helpers import poll
-
-
-def named(report: Report, prefix: str) -> list[Finding]:
-    return [f for f in report.findings if f.name.startswith(prefix)]
 
 
 @pytest.fixture
@@ -99,9 +96,9 @@ async def test_a_slow_drain_gets_a_finite_drain_estimate(rung_stack: RungStack) 
     depth, rate = backlog.evidence["depth"], backlog.evidence["drained_per_s"]
     estimate = backlog.evidence["drain_estimate_s"]
     assert isinstance(depth, int) and isinstance(rate, float) and isinstance(estimate, float)
-    assert 0 < depth < 20_000 and rate > 0
+    assert 0 < depth < 20_000  # a finite estimate: something drained in the sample
     assert backlog.evidence["drained_measured_from"] == "consumer groups"
-    assert estimate == pytest.approx(depth / rate, rel=0.01)
+    assert estimate * rate == pytest.approx(depth, rel=0.01)
     assert backlog.verdict is Verdict.act
     assert "never" not in backlog.summary and "takes about" in backlog.summary
 
