@@ -86,11 +86,12 @@ async def test_a_statement_past_its_own_timeout_is_a_statement_timeout(
 
 
 async def test_a_token_far_in_the_future_counts_as_the_primarys_position(
-    db: rung.Database, table: str
+    db: rung.Database, table: str, rung_stack: RungStack
 ) -> None:
     """'FFFFFFFF/FFFFFFFF' cannot send reads to the primary or make them wait: it is
     lowered to the primary's WAL position, which the replicas reach."""
     await db.execute(f"INSERT INTO {table} VALUES (1, 1)")
+    rung_stack.wait_for_replicas()  # reached: on a busy machine, not within causal_wait
 
     async def read() -> tuple[object, str | None]:
         with db.observe("FFFFFFFF/FFFFFFFF"):

@@ -5,14 +5,11 @@ import datetime
 
 import asyncpg
 
-from rung.doctor import Finding, Report, Targets, Verdict, diagnose
+from rung.doctor import Targets, Verdict, diagnose
 from rung.testing import RungStack, wait_until
 from rung_links.stats import DAILY
 from tests.doctor.conftest import Scratch
-
-
-def named(report: Report, prefix: str) -> list[Finding]:
-    return [f for f in report.findings if f.name.startswith(prefix)]
+from tests.doctor.support import named
 
 
 async def run_stats_query(url: str, *, rows: int, times: int) -> None:

@@ -1,47 +1,20 @@
 """Instances on a stack of their own (the session's stack runs none): rung_links behind
 HAProxy, its pools read from each instance's /metrics, and an instance HAProxy has DOWN."""
 
-import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
-from unittest import mock
 
 import pytest
 
-from rung.doctor import Finding, Report, Targets, Verdict, diagnose
+from rung.doctor import Targets, Verdict, diagnose
 from rung.stack import Stack
 from rung.testing import wait_until
-
-REPO = Path(__file__).parents[2]
-
-
-def named(report: Report, prefix: str) -> list[Finding]:
-    return [f for f in report.findings if f.name.startswith(prefix)]
+from tests.doctor.support import links_stack, named, urls
 
 
 @pytest.fixture(scope="module")
 def instances() -> Iterator[Stack]:
-    """Two rung_links instances behind HAProxy, no replica, no drain worker."""
-    workdir = Path(tempfile.mkdtemp(prefix="rung-doctor-"))
-    workdir.chmod(0o755)  # the unprivileged server user must reach it
-    stack = Stack(workdir / "stack")
-    try:
-        with contextlib.chdir(REPO), mock.patch.dict(os.environ, {"RUNG_GRACE": "1.5"}):
-            stack.up(replicas=0, instances=2, workers=0)
+    with links_stack("rung-doctor-") as stack:
         yield stack
-    finally:
-        stack.down(purge=True)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def urls(stack: Stack) -> dict[str, str]:
-    record = stack.running()
-    assert record is not None
-    found: dict[str, str] = record.urls()
-    return found
 
 
 async def test_app_url_pools_are_compared_with_max_connections(instances: Stack) -> None:

@@ -42,7 +42,9 @@ async def rows(service: Service) -> list[dict[str, Any]]:
 async def test_a_click_goes_through_the_queue_into_the_table(service: Service) -> None:
     await service.signup_and_login()
     await service.create(slug="docs")
-    link_id = await service.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+    link_id = await service.parts.db.fetchval(
+        "SELECT id FROM links WHERE slug = 'docs'", primary=True
+    )
     headers = {"referer": "https://news.example/item?id=1", "user-agent": "test-agent/1.0"}
     assert (await service.client.get("/r/docs", headers=headers)).status_code == 302
     assert await rows(service) == []  # not on the request path
@@ -139,7 +141,9 @@ async def test_a_click_both_queued_and_inserted_is_one_row(service: Service) -> 
     all (its put timed out on the way back) is still one row."""
     await service.signup_and_login()
     await service.create(slug="docs")
-    link_id = await service.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+    link_id = await service.parts.db.fetchval(
+        "SELECT id FROM links WHERE slug = 'docs'", primary=True
+    )
     click = event(link_id, referrer=None, user_agent="ua")
     await service.parts.clicks._insert([click])  # what the fallback does
     await service.parts.queue.put(click)  # and the put that landed anyway

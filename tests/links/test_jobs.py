@@ -67,7 +67,9 @@ async def test_the_expire_job_runs_by_itself_on_one_of_two_instances(service: Se
 async def test_roll_up_counts_each_day_once_however_often_it_runs(service: Service) -> None:
     await service.signup_and_login()
     await service.create(slug="docs")
-    link_id = await service.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+    link_id = await service.parts.db.fetchval(
+        "SELECT id FROM links WHERE slug = 'docs'", primary=True
+    )
     today = datetime.now(UTC).date()
     for days_ago, n in ((3, 2), (1, 1), (0, 2)):
         await clicks_on(service, link_id, today - timedelta(days=days_ago), n)

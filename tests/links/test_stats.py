@@ -33,7 +33,9 @@ async def test_stats_of_an_unknown_or_deleted_link_are_404(service: Service) -> 
 async def test_stats_after_the_rollup_show_each_day_and_today(service: Service) -> None:
     await service.signup_and_login()
     await service.create(slug="docs")
-    link_id = await service.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+    link_id = await service.parts.db.fetchval(
+        "SELECT id FROM links WHERE slug = 'docs'", primary=True
+    )
     today = datetime.now(UTC).date()
     for days_ago, n in ((2, 3), (1, 1), (0, 2)):
         await clicks_on(service, link_id, today - timedelta(days=days_ago), n)
@@ -54,7 +56,9 @@ async def test_stats_after_the_rollup_show_each_day_and_today(service: Service) 
 async def test_todays_clicks_count_before_any_rollup(service: Service) -> None:
     await service.signup_and_login()
     await service.create(slug="docs")
-    link_id = await service.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+    link_id = await service.parts.db.fetchval(
+        "SELECT id FROM links WHERE slug = 'docs'", primary=True
+    )
     await clicks_on(service, link_id, datetime.now(UTC).date(), 4)
     assert (await service.client.get("/api/links/docs/stats")).json()["clicks"] == 4
 
@@ -67,7 +71,9 @@ async def test_stats_are_cached_until_their_ttl(service: Service) -> None:
         short = Service(app, client, settings)
         await short.signup_and_login()
         await short.create(slug="docs")
-        link_id = await short.parts.db.fetchval("SELECT id FROM links WHERE slug = 'docs'")
+        link_id = await short.parts.db.fetchval(
+            "SELECT id FROM links WHERE slug = 'docs'", primary=True
+        )
         assert (await client.get("/api/links/docs/stats")).json()["clicks"] == 0
         await clicks_on(short, link_id, datetime.now(UTC).date(), 1)
         assert (await client.get("/api/links/docs/stats")).json()["clicks"] == 0  # cached

@@ -302,10 +302,10 @@ def _entries(response: Any, **kwargs: Any) -> list[Any]:
     redis-py's own parsing builds a dict per entry, a third of a drain's time."""
     if not response:
         return []
-    if isinstance(response, dict):
-        entries: list[Any] = next(iter(response.values()))
-        return entries
-    return list(response[0][1])
+    entries: list[Any] = (
+        next(iter(response.values())) if isinstance(response, dict) else response[0][1]
+    )
+    return entries
 
 
 def _delivery(ref: bytes, flat: list[bytes], deliveries: int) -> Delivery:
