@@ -188,6 +188,7 @@ async def test_put_many_cut_by_a_frozen_redis_reports_the_ids_to_put_again(
     async with rung.Queue(rung_stack.queue_url, stream=stream, timeout=1.0,
                           max_depth=10 * BIG) as queue, \
                aioredis.Redis.from_url(rung_stack.queue_url) as r:  # fmt: skip
+        await r.ping()  # connected before the load begins
         putting = asyncio.create_task(queue.put_many(events))
         await poll(lambda: _length_is_over(r, stream, 10 * CHUNK_EVENTS))
         rung_stack.freeze("queue")

@@ -15,6 +15,7 @@ token, and the drain's sink runs under it.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +140,13 @@ class Queue:
           `QueueUnavailable` too (the original is its `__cause__`), so that these ids are
           never lost.
         """
-        encoded = [_encode(e) for e in events]
+        encoded: list[Encoded] = []
+        for event in events:
+            encoded.append(_encode(event))
+            if len(encoded) % CHUNK_EVENTS == 0:
+                # Encoding 400,000 events takes seconds: let the loop's other tasks (and
+                # their timeouts) run meanwhile.
+                await asyncio.sleep(0)
         chunks = list(_chunks(encoded))
         token = self._token()
         done = 0
