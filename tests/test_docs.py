@@ -66,6 +66,7 @@ def test_the_pages_copy_every_example_they_used_to_include() -> None:
         ("docs/state.md", "examples/sessions_two_instances.py"),
         ("docs/state.md", "examples/singleton_timer.py"),
         ("docs/testing.md", "examples/test_with_rung_stack.py"),
+        ("docs/sqlalchemy.md", "examples/sqlalchemy_read_your_writes.py"),
         ("docs/web.md", "examples/web_two_instances.py"),
     } <= shown
     excerpts = {(page, path) for page, kind, path, _ in _copies() if kind == "excerpt"}

@@ -38,6 +38,7 @@ PACKAGES = [
     "rung.doctor",
     "rung.lab",
     "rung.queue",
+    "rung.sqlalchemy",
     "rung.stack",
     "rung.state",
     "rung.state.lint",
@@ -81,6 +82,7 @@ INTERNALS = {
         "ids": "rung.queue._ids",
         "pacing": "rung.queue._pacing",
     },
+    "rung.sqlalchemy": {"routing": "rung.sqlalchemy._routing"},
     "rung.stack": {
         "binaries": "rung.stack._binaries",
         "component": "rung.stack._component",

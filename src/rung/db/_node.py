@@ -78,6 +78,13 @@ def _closed(conn: Connection) -> bool:
         return True  # server closed it mid-operation
 
 
+async def behind_pooler(conn: asyncpg.Connection[Any], port: int | None) -> bool:
+    """Whether `conn`, opened to `port` (None: the default, 5432), reached the server through
+    a pooler: the server's own port differs (a Unix socket, where it is unknown, counts)."""
+    server_port = await conn.fetchval("SELECT inet_server_port()")
+    return server_port is None or server_port != (port or 5432)
+
+
 def drop(conn: Connection) -> None:
     """Close `conn` at once, without a goodbye to a server that may be gone or hung."""
     with contextlib.suppress(asyncpg.InterfaceError):  # the pool took it back already
@@ -186,10 +193,9 @@ class Node:
     async def _behind_pooler(self) -> bool:
         conn = await asyncpg.connect(self.url, timeout=self.acquire_timeout, statement_cache_size=0)
         try:
-            server_port = await conn.fetchval("SELECT inet_server_port()")
+            return await behind_pooler(conn, urlsplit(self.url).port)
         finally:
             await conn.close()
-        return server_port is None or server_port != (urlsplit(self.url).port or 5432)
 
     async def close(self) -> None:
         """Fail the acquires still waiting, stop this node's tasks (awaited), and close its
