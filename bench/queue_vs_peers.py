@@ -3,8 +3,8 @@ same Redis and PostgreSQL.
 
 - put: `queue.put(event)` vs raw `XADD stream * e <orjson>` vs saq `enqueue`, each call
   awaited in turn (same pipelining: none), 1 task and 16 tasks;
-- drain: rows/s into PostgreSQL of `rung.Drain` + `TableSink` (COPY into a staging table,
-  INSERT ... ON CONFLICT, XACK after commit), with batches of 1,000 and of 5,000, vs raw
+- drain, medians of ROUNDS rounds: rows/s into PostgreSQL of `rung.Drain` + `TableSink`
+  (COPY into the table, XACK after commit), with batches of 1,000 and of 5,000, vs raw
   asyncpg `copy_records_to_table` of the same rows in batches of 1,000, one transaction per
   batch, and vs one bulk `copy_records_to_table` of all of them; and jobs/s of a saq worker
   processing no-op jobs (defaults, concurrency 10).
@@ -70,6 +70,7 @@ async def puts(queue_url: str, run: str) -> dict[str, float]:
 
 
 async def drains(primary_url: str, queue_url: str, run: str) -> dict[str, float]:
+    """Medians over ROUNDS rounds; each round drains, then COPYs, the same ROWS rows."""
     columns = ("id", "link_id", "clicked_at", "referrer")
     setup = await asyncpg.connect(primary_url)
     for t in ("bench_rung", "bench_raw"):
@@ -77,42 +78,49 @@ async def drains(primary_url: str, queue_url: str, run: str) -> dict[str, float]
             f"DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (id uuid PRIMARY KEY, "
             "link_id int NOT NULL, clicked_at timestamptz NOT NULL, referrer text)"
         )
-    out: dict[str, float] = {}
+    results: dict[str, list[float]] = {}
+    for n in range(ROUNDS):
+        # rung: put everything, then time the drain from start to empty
+        for size in (BATCH, 5 * BATCH):
+            stream = f"bench-drain-{run}-{n}-{size}"
+            async with rung.Queue(queue_url, stream=stream, max_depth=10 * ROWS) as queue:
+                for start in range(0, ROWS, BATCH):
+                    await queue.put_many([event(i) for i in range(start, start + BATCH)])
+                db = rung.Database(primary_url, min_size=1, max_size=2)
+                async with db:
+                    await db.execute("TRUNCATE bench_rung")
+                    sink = rung.TableSink(db, table="bench_rung", columns=columns, key="id")
+                    drain = rung.Drain(queue, sink, batch_size=size)
+                    began = time.monotonic()
+                    task = asyncio.create_task(drain.run())
+                    while (await queue.stats())["depth"]:  # noqa: ASYNC110 (the state is in Redis)
+                        await asyncio.sleep(0.01)
+                    elapsed = time.monotonic() - began
+                    drain.stop()
+                    await task
+                    assert await db.fetchval("SELECT count(*) FROM bench_rung") == ROWS
+            results.setdefault(f"drain_rung_batch{size}_rows_per_s", []).append(ROWS / elapsed)
 
-    # rung: put everything, then time the drain from start to empty
-    for size in (BATCH, 5 * BATCH):
-        stream = f"bench-drain-{run}-{size}"
-        async with rung.Queue(queue_url, stream=stream, max_depth=10 * ROWS) as queue:
-            for start in range(0, ROWS, BATCH):
-                await queue.put_many([event(i) for i in range(start, start + BATCH)])
-            db = rung.Database(primary_url, min_size=1, max_size=2)
-            async with db:
-                await db.execute("TRUNCATE bench_rung")
-                sink = rung.TableSink(db, table="bench_rung", columns=columns, key="id")
-                drain = rung.Drain(queue, sink, batch_size=size)
-                began = time.monotonic()
-                task = asyncio.create_task(drain.run())
-                while (await queue.stats())["depth"]:  # noqa: ASYNC110 (the state is in Redis)
-                    await asyncio.sleep(0.01)
-                out[f"drain_rung_batch{size}_rows_per_s"] = ROWS / (time.monotonic() - began)
-                drain.stop()
-                await task
-                assert await db.fetchval("SELECT count(*) FROM bench_rung") == ROWS
-
-    # raw: the same rows, COPY per batch, one transaction each
-    rows = [(uuid.uuid4(), i % 1000, _at(), "x") for i in range(ROWS)]
-    began = time.monotonic()
-    for start in range(0, ROWS, BATCH):
-        async with setup.transaction():
-            await setup.copy_records_to_table("bench_raw", records=rows[start : start + BATCH],
-                                              columns=list(columns))  # fmt: skip
-    out["drain_raw_copy_rows_per_s"] = ROWS / (time.monotonic() - began)
-    await setup.execute("TRUNCATE bench_raw")
-    began = time.monotonic()
-    await setup.copy_records_to_table("bench_raw", records=rows, columns=list(columns))
-    out["drain_bulk_copy_rows_per_s"] = ROWS / (time.monotonic() - began)
+        # raw: the same rows, COPY per batch, one transaction each; then all in one COPY
+        rows = [(uuid.uuid4(), i % 1000, _at(), "x") for i in range(ROWS)]
+        await setup.execute("TRUNCATE bench_raw")
+        began = time.monotonic()
+        for start in range(0, ROWS, BATCH):
+            async with setup.transaction():
+                await setup.copy_records_to_table("bench_raw", records=rows[start : start + BATCH],
+                                                  columns=list(columns))  # fmt: skip
+        results.setdefault("drain_raw_copy_rows_per_s", []).append(
+            ROWS / (time.monotonic() - began)
+        )
+        await setup.execute("TRUNCATE bench_raw")
+        began = time.monotonic()
+        await setup.copy_records_to_table("bench_raw", records=rows, columns=list(columns))
+        results.setdefault("drain_bulk_copy_rows_per_s", []).append(
+            ROWS / (time.monotonic() - began)
+        )
     await setup.execute("DROP TABLE bench_rung; DROP TABLE bench_raw")
     await setup.close()
+    out = {k: statistics.median(v) for k, v in results.items()}
 
     # saq: no-op jobs through its worker
     saq = SaqQueue.from_url(queue_url, name=f"bench-saq-{run}")
