@@ -91,7 +91,8 @@ class StackFile:
 
     def save(self, path: Path) -> None:
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+        # the CLI's own file (stack.json), written once per command, never by a request
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")  # rung: ignore[RUNG201]
         os.replace(tmp, path)
 
     @classmethod

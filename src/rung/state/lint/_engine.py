@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
@@ -72,6 +72,34 @@ _IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone",
 _SPAWNERS = {"asyncio.create_task", "asyncio.ensure_future", "create_task", "ensure_future",
              "threading.Thread", "start_soon"}  # fmt: skip
 _SLEEPS = {"asyncio.sleep", "time.sleep", "anyio.sleep", "trio.sleep"}
+_LISTENS = {"subscribe", "psubscribe", "get_message", "xread", "xreadgroup", "add_listener"}
+_SCHEDULE_METHODS = {"cyclic", "minutely", "hourly", "daily", "weekly"}  # scheduler's
+_APP_CLASSES = {"Flask", "Quart", "FastAPI", "Starlette", "Sanic", "Application", "Litestar"}
+# Calls whose result names a file no other call gets: tempfile's own, and unique names.
+_UNIQUE = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile",
+           "SpooledTemporaryFile", "uuid1", "uuid4", "token_hex", "token_urlsafe"}  # fmt: skip
+_UPLOAD_TYPES = {"FileStorage", "UploadFile", "UploadedFile"}
+# Settings whose value picks a backend in this process or on its disk: (rule, what it does).
+_LOCAL_BACKENDS = {
+    "django.db.backends.sqlite3": ("RUNG202", "the SQLite database is a file on this "
+                                   "instance's disk"),
+    "django.core.cache.backends.locmem.LocMemCache": ("RUNG104", "the cache is in this "
+                                                      "process's memory"),
+    "django.core.cache.backends.filebased.FileBasedCache": ("RUNG202", "the cache is files on "
+                                                            "this instance's disk"),
+    "huey.SqliteHuey": ("RUNG202", "the task queue is a SQLite file on this instance's disk"),
+}  # fmt: skip
+_LOCAL_SUFFIXES = {
+    "FileSystemStorage": ("RUNG202", "uploaded files stay on this instance's disk"),
+    "WhooshEngine": ("RUNG202", "the search index is a directory on this instance's disk"),
+}
+_ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+_SECRET_MAKERS = {"secrets.token_hex", "secrets.token_urlsafe", "secrets.token_bytes",
+                  "os.urandom", "get_random_secret_key", "generate_key"}  # fmt: skip
+_SECRET_NAME = re.compile(r"secret|(^|_)key$|(^|_)keys$", re.IGNORECASE)
+# Flask-Caching's CACHE_TYPE values that keep the cache in the process / on its disk.
+_CACHE_TYPES = {"simple": "RUNG106", "SimpleCache": "RUNG106", "null": None,
+                "filesystem": "RUNG202", "FileSystemCache": "RUNG202"}  # fmt: skip
 
 
 def lint_paths(paths: Iterable[Path]) -> list[Finding]:
@@ -149,6 +177,9 @@ class _Checker:
         self.module_state: dict[str, str] = {}  # module-level mutable name -> its kind
         self.loops: set[str] = set()  # module functions that run a periodic loop
         self.startup: set[str] = set()  # functions registered to run at startup
+        self.overridden: dict[int, str] = {}  # id() of a default -> the variable that overrides it
+        self.keys: set[int] = set()  # id() of strings that name, test or build, not set
+        self.facts: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
 
     def check(self, tree: ast.Module) -> None:
         for node in ast.walk(tree):
@@ -162,9 +193,13 @@ class _Checker:
                     self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
         for stmt in tree.body:
             self._module_statement(stmt)
+        defined = {
+            node.name: node for node in ast.walk(tree) if isinstance(node, _Function)
+        }  # fmt: skip
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and self._periodic(node):
-                self.loops.add(node.name)
+            if isinstance(node, _Function) and self._periodic(node):
+                if not _listens(node, defined):
+                    self.loops.add(node.name)
             elif isinstance(node, ast.Call):
                 self.startup |= self._startup_hooks(node)
         self._visit(tree)
@@ -222,6 +257,25 @@ class _Checker:
                     self._in_function(node, function)
                 if isinstance(node, ast.Call):
                     self._call(node, function)
+                elif isinstance(node, ast.BoolOp):
+                    self._defaults(node)
+                elif isinstance(node, ast.Dict):  # a key names a setting, a value sets it
+                    self.keys.update(id(k) for k in node.keys if k is not None)
+                    for key, value in zip(node.keys, node.values, strict=True):
+                        if isinstance(key, ast.Constant):
+                            self._assigned(str(key.value), value, function)
+                elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        declared = self._facts(function, _globals) if function else set()
+                        self._assigned(_target_name(target, function, declared), node.value,
+                                       function)  # fmt: skip
+                elif isinstance(node, ast.Compare):  # `engine == "...sqlite3"` tests it
+                    self.keys.update(map(id, ast.walk(node)))
+                elif isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in self.keys:
+                    self._setting(node)
+                    if isinstance(node, ast.JoinedStr):
+                        self.keys.update(map(id, node.values))
             children = list(ast.iter_child_nodes(node))
             pending.extend((child, function) for child in reversed(children))
 
@@ -258,8 +312,9 @@ class _Checker:
     def _in_function(self, node: ast.AST, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if isinstance(node, ast.Global):
             for name in node.names:
-                if _rebinds(fn, name):
-                    self._add(node, "RUNG102", f"{fn.name}() rebinds the global '{name}'")
+                rebound = _rebinding(fn, name)
+                if rebound is not None and not _memoizes(fn, name):  # reported where rebound
+                    self._add(rebound, "RUNG102", f"{fn.name}() rebinds the global '{name}'")
             return
         target: ast.expr | None = None
         if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
@@ -282,9 +337,125 @@ class _Checker:
                 self._add(node, "RUNG101", f"module-level {self.module_state[name]} '{name}' is "
                           f"changed inside {fn.name}()")  # fmt: skip
 
+    def _saves_upload(self, call: ast.Call, fn: _Function) -> bool:
+        """`upload.save(path)` of an uploaded file: werkzeug's `request.files[...]`, or a
+        name bound from it, or a parameter annotated as an upload (`_upload_names`)."""
+        func = call.func
+        if not (isinstance(func, ast.Attribute) and call.args):  # not form.save(commit=False)
+            return False
+        receiver = func.value
+        if isinstance(receiver, ast.Name):
+            return receiver.id in self._facts(fn, _upload_names)
+        return _from_request_files(receiver)
+
+    def _facts(self, fn: _Function, find: Callable[[_Function], set[str]]) -> set[str]:
+        """`find(fn)`, worked out once per function (a call asks for each of its calls)."""
+        key = (id(fn), find)
+        if key not in self.facts:
+            self.facts[key] = find(fn)
+        return self.facts[key]
+
+    def _setting(self, node: ast.Constant | ast.JoinedStr) -> None:
+        """A string that picks a local backend: a SQLite URL, Django's sqlite3 engine or
+        LocMem cache, FileSystemStorage, a Whoosh index, SqliteHuey. Where it is the
+        default of an environment variable, the finding names that variable."""
+        if isinstance(node, ast.JoinedStr):  # f"sqlite:///{path}"
+            head = node.values[0] if node.values else None
+            if not (isinstance(head, ast.Constant) and _sqlite_file_url(str(head.value) + "/")):
+                return
+            value = str(head.value) + "..."
+        elif isinstance(node.value, str):
+            value = node.value
+        else:
+            return
+        found = _LOCAL_BACKENDS.get(value)
+        if found is None:
+            suffix = value.rsplit(".", 1)[-1]
+            found = _LOCAL_SUFFIXES.get(suffix) if "." in value else None
+        if found is None and _sqlite_file_url(value):
+            found = ("RUNG202", "a SQLite URL: the database is a file on this instance's disk")
+        elif found is None and value in ("sqlite://", "sqlite:///:memory:"):
+            found = ("RUNG106", "an in-memory SQLite URL: each process has its own database")
+        if found is None:
+            return
+        rule, what = found
+        setting = self.overridden.get(id(node))
+        if setting is not None:
+            what += f" (config-dependent: safe when {setting} names a shared server)"
+        self._add(node, rule, f"{value!r}: {what}")
+
+    def _assigned(self, name: str, value: ast.expr, fn: _Function | None) -> None:
+        """`name = value` (a variable, an attribute, a dict key, a keyword): a secret made
+        here (RUNG105), or a cache type that keeps the cache local."""
+        if not name:
+            return
+        if name == "CACHE_TYPE" and isinstance(value, ast.Constant):
+            rule = _CACHE_TYPES.get(str(value.value))
+            if rule is not None:
+                where = "process's memory" if rule == "RUNG106" else "instance's disk"
+                self._add(
+                    value, rule, f"CACHE_TYPE {value.value!r} keeps the cache in this {where}"
+                )
+            return
+        if not _SECRET_NAME.search(name):
+            return
+        for inner in ast.walk(value):
+            if isinstance(inner, ast.Call) and self._makes_secret(inner):
+                self._add(inner, "RUNG105", f"{name} is generated in this process only")
+                return
+
+    def _makes_secret(self, call: ast.Call) -> bool:
+        name = self._qualname(call.func)
+        return name in _SECRET_MAKERS or name.endswith(("get_random_secret_key",
+                                                        "Fernet.generate_key"))  # fmt: skip
+
+    def _backend(self, call: ast.Call, name: str) -> None:
+        """A rate limiter, or a Socket.IO server, that keeps its state in this process."""
+        given = {k.arg: k.value for k in call.keywords if k.arg}
+        if name.startswith(("flask_limiter", "slowapi")) and name.endswith("Limiter"):
+            storage = given.get("storage_uri")
+            if storage is None:
+                self._add(call, "RUNG106", "a rate limiter with no storage_uri counts in "
+                          "process memory (config-dependent: safe when RATELIMIT_STORAGE_URI "
+                          "names Redis)")  # fmt: skip
+            elif isinstance(storage, ast.Constant) and str(storage.value).startswith("memory"):
+                self._add(call, "RUNG106", "a rate limiter on memory:// counts per process")
+        elif name.startswith("quart_rate_limiter") and "store" not in given:
+            self._add(call, "RUNG106", "RateLimiter with no store counts in process memory")
+        elif name in ("socketio.AsyncServer", "socketio.Server") and "client_manager" not in given:
+            self._add(call, "RUNG106", f"{name}() with no client_manager broadcasts to this "
+                      "instance's clients only")  # fmt: skip
+        elif name == "flask_socketio.SocketIO" and "message_queue" not in given:
+            self._add(call, "RUNG106", "SocketIO() with no message_queue broadcasts to this "
+                      "instance's clients only")  # fmt: skip
+
+    def _defaults(self, node: ast.BoolOp) -> None:
+        """`os.getenv("DB_ENGINE") or "django.db.backends.sqlite3"`: a default."""
+        first = node.values[0]
+        if isinstance(node.op, ast.Or) and isinstance(first, ast.Call):
+            setting = self._env_read(first)
+            if setting is not None:
+                for value in node.values[1:]:
+                    self.overridden[id(value)] = setting
+
+    def _env_read(self, call: ast.Call) -> str | None:
+        """`os.environ.get("X", ...)` / `os.getenv("X")`: "X"."""
+        first = call.args[0] if call.args else None
+        if self._qualname(call.func) in _ENV_READS and isinstance(first, ast.Constant):
+            return str(first.value)
+        return None
+
     def _call(self, call: ast.Call, fn: ast.FunctionDef | ast.AsyncFunctionDef | None) -> None:
         name = self._qualname(call.func)
         last = name.rsplit(".", 1)[-1]
+        setting = self._env_read(call)
+        if setting is not None:
+            for default in [*call.args[1:2], *(k.value for k in call.keywords)]:
+                self.overridden[id(default)] = setting
+        self._backend(call, name)
+        for keyword in call.keywords:  # AuthKeys(api_key=secrets.token_hex(16))
+            if keyword.arg and (fn is None or self._facts(fn, _globals)):
+                self._assigned(keyword.arg, keyword.value, fn)
         if name == "threading.Timer":
             self._add(call, "RUNG301", "threading.Timer schedules work in this process only")
         elif name == "sched.scheduler":
@@ -302,22 +473,32 @@ class _Checker:
         elif name == "sqlite3.connect" and not _memory_db(call):
             self._add(call, "RUNG202", "sqlite3.connect() to a file keeps data on the local disk")
         elif fn is not None and _writes_file(call, name, self.imports):
-            if not _temporary(call):
+            if not _scratch(call, self._facts(fn, _scratch_names)):
                 self._add(call, "RUNG201", f"{fn.name}() writes a local file")
+        elif fn is not None and last == "save" and self._saves_upload(call, fn):
+            if not _scratch(call, self._facts(fn, _scratch_names)):
+                self._add(call, "RUNG201", f"{fn.name}() saves an upload to a local file")
         elif (name in _SPAWNERS or last in ("create_task", "ensure_future")) and (
             fn is None or self._at_startup(fn)
         ):
             started = _started_function(call)
             if started in self.loops:
-                self._add(call, "RUNG304", f"{started}() loops forever in the background of "
+                at = _start_of(call, fn) if fn is not None else call
+                self._add(at, "RUNG304", f"{started}() loops forever in the background of "
                           "every instance")  # fmt: skip
+        elif last in _SCHEDULE_METHODS and "schedul" in name.lower():
+            self._add(call, "RUNG303", f"{name}() runs its job in every instance")
 
     # --- helpers --------------------------------------------------------------------------
 
     def _at_startup(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        """A startup hook: `@app.on_event("startup")`, a lifespan, or a function handed
-        to `on_startup=[...]` / `add_event_handler("startup", ...)`."""
-        if fn.name in self.startup or "lifespan" in fn.name or "startup" in fn.name:
+        """A startup hook: `@app.on_event("startup")`, a lifespan, a function handed to
+        `on_startup=[...]` / `add_event_handler("startup", ...)`, Django's
+        `AppConfig.ready`, the `__init__` or a `start...` method of an object (long-lived
+        when it starts a loop), or an app factory (a function that builds the app)."""
+        if fn.name in self.startup or "lifespan" in fn.name or "start" in fn.name:
+            return True
+        if fn.name in ("__init__", "ready") or self._facts(fn, _app_builders):
             return True
         for decorator in fn.decorator_list:
             if (
@@ -343,13 +524,24 @@ class _Checker:
         return ".".join([head, *reversed(parts)])
 
     def _periodic(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        """Does `fn` run a loop that sleeps between rounds?"""
+        """Does `fn` run a loop paced between rounds: by a sleep, or by waiting on an event
+        with a timeout (`stop.wait(60)`, `asyncio.wait_for(stop.wait(), 60)`)?"""
         for node in ast.walk(fn):
             if isinstance(node, ast.While):
                 for inner in ast.walk(node):
-                    if isinstance(inner, ast.Call) and self._qualname(inner.func) in _SLEEPS:
+                    if isinstance(inner, ast.Call) and self._paces(inner):
                         return True
         return False
+
+    def _paces(self, call: ast.Call) -> bool:
+        name = self._qualname(call.func)
+        last = name.rsplit(".", 1)[-1]
+        timed = any(k.arg == "timeout" for k in call.keywords)
+        return (
+            name in _SLEEPS
+            or (last == "wait" and (bool(call.args) or timed))
+            or (last == "wait_for" and (len(call.args) > 1 or timed))
+        )
 
     def _startup_hooks(self, call: ast.Call) -> set[str]:
         """Functions a call registers for startup: `Starlette(on_startup=[warm])`,
@@ -389,10 +581,34 @@ def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return names - declared
 
 
-def _rebinds(fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
+def _rebinding(fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> ast.Name | None:
+    """The first place (in source order) where `fn` rebinds `name`."""
+    stores = [
+        node for node in ast.walk(fn)
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+    ]  # fmt: skip
+    return min(stores, key=lambda n: (n.lineno, n.col_offset), default=None)
+
+
+def _memoizes(fn: _Function, name: str) -> bool:
+    """Does `fn` test `name` for None (`if _cache is None:`, `if not _client:`) before it
+    sets it? That is lazy initialisation or a memo of what every instance derives alike
+    (a manifest, a parsed file, a client), not state that instances must share."""
     for node in ast.walk(fn):
-        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
-            return True
+        if not isinstance(node, ast.If | ast.IfExp):
+            continue
+        for test in ast.walk(node.test):
+            if (
+                isinstance(test, ast.Compare)
+                and isinstance(test.left, ast.Name) and test.left.id == name
+                and isinstance(test.ops[0], ast.Is | ast.IsNot | ast.Eq | ast.NotEq)
+                and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value is None
+            ) or (
+                isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+                and isinstance(test.operand, ast.Name) and test.operand.id == name
+            ):  # fmt: skip
+                return True
     return False
 
 
@@ -414,6 +630,8 @@ def _started_function(call: ast.Call) -> str | None:
     for kw in call.keywords:
         if kw.arg == "target" and isinstance(kw.value, ast.Name):
             return kw.value.id
+        if kw.arg == "target" and isinstance(kw.value, ast.Attribute):  # target=self.loop
+            return kw.value.attr
     if call.args:
         first = call.args[0]
         if isinstance(first, ast.Call):
@@ -447,23 +665,157 @@ def _writes_file(call: ast.Call, name: str, imports: dict[str, str]) -> bool:
     )
 
 
-def _temporary(call: ast.Call) -> bool:
-    """A file under tempfile's control, or under /tmp: a brief, single-request scratch file
-    (Twelve-Factor allows those)."""
+def _scratch(call: ast.Call, scratch: set[str]) -> bool:
+    """Is the file written a scratch file of this call alone? Judged by how its name was
+    made, not by its directory: tempfile's files and directories, and names with a uuid4
+    or a `secrets` token in them, are; `/tmp/cache/<key>.json` is not (another request
+    reads it back), and neither is a fixed name under `gettempdir()`."""
     func = call.func
-    subject = (
-        func.value if isinstance(func, ast.Attribute) else (call.args[0] if call.args else None)
-    )
-    if subject is None:
-        return False
-    for node in ast.walk(subject):
-        if isinstance(node, ast.Name) and ("tmp" in node.id.lower() or "temp" in node.id.lower()):
+    if isinstance(func, ast.Attribute) and not (
+        isinstance(func.value, ast.Name) and func.value.id in ("os", "io", "gzip", "bz2")
+    ):
+        subjects: list[ast.expr] = [func.value]  # path.write_text(), upload.save(path)
+    else:
+        subjects = []
+    subjects += call.args[:1]
+    return any(_made_unique(subject, scratch) for subject in subjects)
+
+
+def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name) and inner.id in scratch:
             return True
-        if isinstance(node, ast.Attribute) and node.attr in ("gettempdir", "mkdtemp", "mkstemp"):
-            return True
-        if isinstance(node, ast.Constant) and str(node.value).startswith("/tmp"):
+        if isinstance(inner, ast.Call) and _called_name(inner) in _UNIQUE:
             return True
     return False
+
+
+def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+    """Names `fn` binds to a unique file or directory (`fd, path = mkstemp()`, `with
+    TemporaryDirectory() as d`), and names made from those (`p = os.path.join(d, "x")`),
+    in source order."""
+    names: set[str] = set()
+    for node in ast.walk(fn):
+        pairs: list[tuple[ast.expr, ast.expr]] = []
+        if isinstance(node, ast.Assign):
+            pairs = [(t, node.value) for t in node.targets]
+        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+            pairs = [(node.target, node.value)]
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            pairs = [(i.optional_vars, i.context_expr) for i in node.items if i.optional_vars]
+        for target, value in pairs:
+            if _made_unique(value, names):
+                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _upload_names(fn: _Function) -> set[str]:
+    """Names in `fn` that hold an uploaded file: parameters annotated FileStorage /
+    UploadFile / UploadedFile, and names bound from `request.files`."""
+    uploads = {
+        a.arg
+        for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
+        if a.annotation is not None and _names_upload_type(a.annotation)
+    }
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign | ast.For) and _from_request_files(
+            node.value if isinstance(node, ast.Assign) else node.iter
+        ):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            uploads |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return uploads
+
+
+def _from_request_files(node: ast.expr) -> bool:
+    return any(
+        isinstance(inner, ast.Attribute) and inner.attr == "files"
+        and isinstance(inner.value, ast.Name) and inner.value.id == "request"
+        for inner in ast.walk(node)
+    )  # fmt: skip
+
+
+def _names_upload_type(annotation: ast.expr) -> bool:
+    return any(
+        (isinstance(n, ast.Name) and n.id in _UPLOAD_TYPES)
+        or (isinstance(n, ast.Attribute) and n.attr in _UPLOAD_TYPES)
+        or (isinstance(n, ast.Constant) and str(n.value) in _UPLOAD_TYPES)
+        for n in ast.walk(annotation)
+    )
+
+
+def _target_name(target: ast.expr, fn: _Function | None, declared: set[str]) -> str:
+    """The name an assignment sets, for judging it: `SECRET_KEY`, `app.secret_key`,
+    `app.config["SECRET_KEY"]`. Inside a function, a plain local counts only when it says
+    secret (`api_key = token_hex()` there is usually a user's key, bound for the database)
+    or is declared global."""
+    if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+        return str(target.slice.value)
+    if isinstance(target, ast.Attribute):
+        return target.attr if fn is None or target.attr == "secret_key" else ""
+    if isinstance(target, ast.Name):
+        if fn is None or "secret" in target.id.lower() or target.id == "CACHE_TYPE":
+            return target.id
+        return target.id if target.id in declared else ""
+    return ""
+
+
+def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
+    """Does the loop of `fn`, or a function of this module it calls, subscribe to a shared
+    server (pub/sub, a stream)? Every instance needs its own listener: not a timer."""
+    called = {_called_name(node) for node in ast.walk(fn) if isinstance(node, ast.Call)}
+    bodies = [fn, *(defined[name] for name in called if name in defined)]
+    return any(
+        _called_name(node) in _LISTENS
+        for body in bodies for node in ast.walk(body) if isinstance(node, ast.Call)
+    )  # fmt: skip
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _app_builders(fn: _Function) -> set[str]:
+    """The web app classes `fn` constructs (an app factory constructs one)."""
+    return {
+        name for node in ast.walk(fn)
+        if isinstance(node, ast.Call) and (name := _called_name(node)) in _APP_CLASSES
+    }  # fmt: skip
+
+
+def _start_of(call: ast.Call, fn: _Function) -> ast.AST:
+    """Where a thread or task built by `call` starts: `t = Thread(...)` ... `t.start()`
+    is reported at `t.start()`; anything else at `call` itself."""
+    target = next(
+        (
+            node.targets[0] for node in ast.walk(fn)
+            if isinstance(node, ast.Assign) and node.value is call and len(node.targets) == 1
+        ),
+        None,
+    )  # fmt: skip
+    if target is None:
+        return call
+    built = ast.unparse(target)
+    for node in ast.walk(fn):
+        if (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "start" and ast.unparse(node.func.value) == built
+        ):  # fmt: skip
+            return node
+    return call
+
+
+def _globals(fn: _Function) -> set[str]:
+    return {n for node in ast.walk(fn) if isinstance(node, ast.Global) for n in node.names}
+
+
+def _sqlite_file_url(value: str) -> bool:
+    """`sqlite:///app.db`, `sqlite+aiosqlite:///...`, `sqlite:` + a path; not the
+    in-memory `sqlite://` or `sqlite:///:memory:`."""
+    scheme, colon, rest = value.partition(":")
+    if not colon or scheme.split("+")[0] != "sqlite":
+        return False
+    return rest.startswith("/") and rest not in ("//", "///:memory:")
 
 
 def _memory_db(call: ast.Call) -> bool:

@@ -41,6 +41,19 @@ RULES = {
              "invalidation reaches the others.",
              "Use rung.Cache (Redis, leases, invalidation after commit); keep functools "
              "caches for pure functions of their arguments."),
+        Rule("RUNG105", "per-process-secret",
+             "A secret is generated when the process starts (secrets.token_*, os.urandom, "
+             "get_random_secret_key, Fernet.generate_key): another instance rejects what "
+             "this one signed or encrypted, and a restart logs everyone out.",
+             "Read the secret from the environment or a secret store, the same on every "
+             "instance; rung.SessionMiddleware takes it as secret_key."),
+        Rule("RUNG106", "in-process-backend",
+             "A backend that keeps its data in this process: a rate limiter on memory "
+             "storage, Flask-Caching's SimpleCache, an in-memory SQLite database, a "
+             "Socket.IO server with no message queue. Each instance counts, caches or "
+             "broadcasts on its own.",
+             "Point it at Redis (a storage_uri, a message_queue, a cache URL) or PostgreSQL; "
+             "derived data in rung.Cache."),
         Rule("RUNG201", "local-file-write",
              "A local file is written at run time: other instances cannot read it and a "
              "redeploy loses it.",
