@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from rung.stack import Stack
 
 
@@ -84,3 +86,15 @@ def report(out: dict[str, Any], unit: str) -> None:
     print(f"{'variant':<40}{unit:>14}")
     for key, value in out.items():
         print(f"{key:<40}{value:>14}")
+
+
+async def seed_items(primary: str) -> None:
+    """bench_items: 1,000 rows to read, on the primary and (after a moment) its replicas."""
+    conn = await asyncpg.connect(primary)
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, name text);"
+        "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
+        "ON CONFLICT DO NOTHING"
+    )
+    await conn.close()
+    await asyncio.sleep(0.5)  # replicated

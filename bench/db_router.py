@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import asyncpg
-from _common import rate, report, stack_urls
+from _common import rate, report, seed_items, stack_urls
 
 import rung
 
@@ -41,17 +41,6 @@ class Reader(Protocol):
 async def measure(fetchrow: Callable[..., Awaitable[object]], tasks: int = TASKS) -> float:
     """fetchrow/s of QUERY over ids 1..1000, `tasks` tasks, SECONDS seconds."""
     return await rate(lambda i: fetchrow(QUERY, i % 1000 + 1), tasks=tasks, seconds=SECONDS)
-
-
-async def setup(primary: str) -> None:
-    conn = await asyncpg.connect(primary)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, name text);"
-        "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
-        "ON CONFLICT DO NOTHING"
-    )
-    await conn.close()
-    await asyncio.sleep(0.5)  # replicated
 
 
 def rounds(values: list[float]) -> str:
@@ -124,7 +113,7 @@ async def contention(primary: str, replica: str) -> dict[str, Any]:
 
 
 async def main(primary: str, replica: str, *, only_contention: bool = False) -> dict[str, Any]:
-    await setup(primary)
+    await seed_items(primary)
     out = {} if only_contention else await routed(primary, replica)
     return out | await contention(primary, replica)
 

@@ -3,6 +3,8 @@
     python bench/lint_corpus.py                   # every repo in bench/lint_corpus/
     python bench/lint_corpus.py --holdout         # the held-out labels (bench/lint_corpus/holdout/)
     python bench/lint_corpus.py --misses          # also list missed traps and flagged look-alikes
+    python bench/lint_corpus.py --speed           # one tree of every snapshot, twice over (over
+                                                  # a million lines), linted whole, timed
 
 Each bench/lint_corpus/OWNER__NAME.json names a public repository, the commit its labels
 were made against, and its labels: a trap or a safe look-alike, its family (state, disk,
@@ -22,12 +24,14 @@ import argparse
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).parent / "lint_corpus"
 MIRROR = Path(os.environ.get("RUNG_MIRROR", "/work/.mirror"))
@@ -81,9 +85,8 @@ def python_lines(root: Path) -> int:
     return total
 
 
-def score(spec: dict[str, object]) -> Score:
-    repo, commit = str(spec["repo"]), str(spec["commit"])
-    root = checkout(repo, commit)
+def lint(root: Path) -> tuple[list[dict[str, Any]], float]:
+    """`rung lint ROOT --format json`: its findings, and the seconds it took."""
     started = time.perf_counter()
     run = subprocess.run(
         [str(Path(sys.executable).parent / "rung"), "lint", str(root), "--format", "json"],
@@ -91,8 +94,14 @@ def score(spec: dict[str, object]) -> Score:
     )  # fmt: skip
     seconds = time.perf_counter() - started
     if run.returncode not in (0, 1):
-        sys.exit(f"{repo}: rung lint exited {run.returncode}: {run.stderr.strip()}")
-    findings = json.loads(run.stdout)
+        sys.exit(f"{root}: rung lint exited {run.returncode}: {run.stderr.strip()}")
+    return json.loads(run.stdout), seconds
+
+
+def score(spec: dict[str, object]) -> Score:
+    repo, commit = str(spec["repo"]), str(spec["commit"])
+    root = checkout(repo, commit)
+    findings, seconds = lint(root)
     at: dict[str, list[tuple[int, str]]] = {}
     for f in findings:
         at.setdefault(str(Path(f["path"]).relative_to(root)), []).append((f["line"], f["rule"]))
@@ -116,12 +125,30 @@ def score(spec: dict[str, object]) -> Score:
     return s
 
 
+def speed(specs: list[dict[str, object]]) -> None:
+    """Every snapshot's tree, twice over, under one directory: `rung lint` of it, timed."""
+    tree = SCRATCH / "speed"
+    if not tree.exists():
+        for copy in ("a", "b"):
+            for spec in specs:
+                root = checkout(str(spec["repo"]), str(spec["commit"]))
+                shutil.copytree(root, tree / copy / root.name, symlinks=True)
+    findings, seconds = lint(tree)
+    unparsed = sum(1 for f in findings if f["rule"] == "RUNG000")
+    files = sum(1 for p in tree.rglob("*.py") if p.is_file())
+    print(f"{python_lines(tree):,} lines of Python in {files:,} files linted whole in "
+          f"{seconds:.1f} s ({len(findings):,} findings, {unparsed} RUNG000)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--holdout", action="store_true", help="score the held-out labels")
     parser.add_argument("--misses", action="store_true", help="list misses and false flags")
+    parser.add_argument("--speed", action="store_true", help="time a tree of over 1M lines")
     args = parser.parse_args()
     specs = sorted((HERE / "holdout" if args.holdout else HERE).glob("*.json"))
+    if args.speed:
+        return speed([json.loads(path.read_text()) for path in specs])
     scores = [score(json.loads(path.read_text())) for path in specs]
     print(f"{'repository':34} {'lines':>7} {'finds':>5} {'/kloc':>5} {'s':>5} "
           f"{'traps':>7} {'look-alikes':>11}")  # fmt: skip

@@ -13,8 +13,7 @@ import asyncio
 import statistics
 from typing import Any
 
-import asyncpg
-from _common import rate, report, stack_urls
+from _common import rate, report, seed_items, stack_urls
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -37,24 +36,13 @@ class Item(Base):
     name: Mapped[str]
 
 
-async def setup(primary: str) -> None:
-    conn = await asyncpg.connect(primary)
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS bench_items (id int PRIMARY KEY, name text);"
-        "INSERT INTO bench_items SELECT g, 'item ' || g FROM generate_series(1, 1000) g "
-        "ON CONFLICT DO NOTHING"
-    )
-    await conn.close()
-    await asyncio.sleep(0.5)  # replicated
-
-
 def engine(url: str) -> Any:
     return create_async_engine(url.replace("postgresql://", "postgresql+asyncpg://", 1),
                                pool_size=POOL, max_overflow=0)  # fmt: skip
 
 
 async def main(primary: str, replica: str) -> dict[str, Any]:
-    await setup(primary)
+    await seed_items(primary)
     plain_engine = engine(replica)
     Plain = async_sessionmaker(plain_engine)
     db = rung.Database(primary, [replica], min_size=1, max_size=2)

@@ -234,3 +234,52 @@ def test_an_ignore_comment_counts_lines_as_python_does() -> None:
     """A form feed or U+2028 in a string is not a line end: the comment stays on line 3."""
     source = "x = {}\ndef f():\n    x['\x0c\u2028'] = 1  # rung: ignore[RUNG101]\n"
     assert lint_source(source, "m.py") == []
+
+
+def test_a_container_of_another_module_changed_here_is_reported_here(tmp_path: Path) -> None:
+    """`from app.state import registry` or `from app import state`, then a handler changes
+    it: module state, though defined in another module of the tree."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "state.py").write_text("registry = {}\nCONFIG = ('a', 'b')\n")
+    (tmp_path / "app" / "views.py").write_text(
+        "from app import state\nfrom app.state import CONFIG, registry\n\n\n"
+        "def register(key, value):\n"
+        "    registry[key] = value\n"
+        "    state.registry[key][0] = value\n"
+        "    local = {}\n"
+        "    local[key] = CONFIG\n"
+    )
+    found = [(Path(f.path).name, f.line, f.rule) for f in lint_paths([tmp_path])]
+    assert found == [("views.py", 6, "RUNG101"), ("views.py", 7, "RUNG101")]
+
+
+def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(
+    tmp_path: Path,
+) -> None:
+    """450 modules (worker processes check them in chunks): a container defined in the
+    first and changed in each other one is reported in each, across chunks."""
+    (tmp_path / "shared.py").write_text("registry = {}\n")
+    for i in range(450):
+        (tmp_path / f"m{i}.py").write_text(
+            f"from shared import registry\n\n\ndef add(value):\n    registry[{i}] = value\n"
+        )
+    found = lint_paths([tmp_path])
+    assert len(found) == 450
+    assert {(f.line, f.rule) for f in found} == {(5, "RUNG101")}
+    assert {Path(f.path).name for f in found} == {f"m{i}.py" for i in range(450)}
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "state.md"
+PAIR = re.compile(r"<!-- (trap|safe): (RUNG\d{3}) -->\n```python\n(.*?)```", re.DOTALL)
+
+
+def test_docs_show_each_rule_with_a_trap_it_reports_and_a_look_alike_it_does_not() -> None:
+    pairs = PAIR.findall(DOCS.read_text())
+    assert {(kind, rule) for kind, rule, _ in pairs} == {
+        (kind, rule) for kind in ("trap", "safe") for rule in RULES if rule != "RUNG000"
+    }
+    for kind, rule, code in pairs:
+        found = {f.rule for f in lint_source(code, f"{rule}_{kind}.py")}
+        assert (rule in found) == (kind == "trap"), (kind, rule, found)
+        if kind == "safe":
+            assert not found, (rule, found)

@@ -78,7 +78,8 @@ def secret(dir: Path) -> str:
             path.chmod(0o600)  # copied or restored with looser permissions: only ours again
         return value
     value = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as file:
+    # the local stack's own secret, kept in its directory for the next `rung up`
+    with os.fdopen(fd, "w") as file:  # rung: ignore[RUNG201]
         file.write(value + "\n")
     return value
 

@@ -93,7 +93,7 @@ class StackFile:
         tmp = path.with_suffix(".tmp")
         # the CLI's own file (stack.json), written once per command, never by a request
         tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n")  # rung: ignore[RUNG201]
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # rung: ignore[RUNG201]
 
     @classmethod
     def load(cls, path: Path) -> StackFile | None:

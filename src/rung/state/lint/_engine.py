@@ -11,11 +11,15 @@ separated by commas) drops those findings on that line. A file that cannot be ch
 from __future__ import annotations
 
 import ast
+import multiprocessing
+import os
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from rung.state.lint._files import NotAnalysable, python_files, read_source
 from rung.state.lint._rules import RULES
@@ -42,10 +46,12 @@ _CONTAINER_CALLS = {
     "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
     "collections.Counter", "collections.deque", "collections.ChainMap",
 }  # fmt: skip
+# Calls that put something into a container: where per-process state is made. Removals
+# (pop, discard, del, clear) are not reported: they undo what an addition, reported there,
+# made.
 _MUTATORS = {
-    "append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault",
-    "add", "discard", "appendleft", "extendleft", "popleft", "sort", "reverse",
-    "difference_update", "intersection_update", "symmetric_difference_update",
+    "append", "extend", "insert", "update", "setdefault", "add", "appendleft", "extendleft",
+    "sort", "reverse", "difference_update", "intersection_update", "symmetric_difference_update",
 }  # fmt: skip
 _FUNCTOOLS_CACHES = {"functools.lru_cache", "functools.cache"}
 _CACHE_DECORATORS = _FUNCTOOLS_CACHES | {
@@ -73,11 +79,19 @@ _SPAWNERS = {"asyncio.create_task", "asyncio.ensure_future", "create_task", "ens
              "threading.Thread", "start_soon"}  # fmt: skip
 _SLEEPS = {"asyncio.sleep", "time.sleep", "anyio.sleep", "trio.sleep"}
 _LISTENS = {"subscribe", "psubscribe", "get_message", "xread", "xreadgroup", "add_listener"}
+_CONNECTORS = ("client", "connect", "engine", "pool")
 _SCHEDULE_METHODS = {"cyclic", "minutely", "hourly", "daily", "weekly"}  # scheduler's
+_STARTUP_DECORATORS = {
+    "before_serving", "before_first_request", "on_startup", "before_server_start",
+    "after_server_start", "main_process_start",
+}  # fmt: skip
 _APP_CLASSES = {"Flask", "Quart", "FastAPI", "Starlette", "Sanic", "Application", "Litestar"}
 # Calls whose result names a file no other call gets: tempfile's own, and unique names.
-_UNIQUE = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile",
-           "SpooledTemporaryFile", "uuid1", "uuid4", "token_hex", "token_urlsafe"}  # fmt: skip
+_TEMPFILES = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile",
+              "SpooledTemporaryFile"}  # fmt: skip
+_UNIQUE_NAMES = {"uuid1", "uuid4", "token_hex", "token_urlsafe"}
+_MOVES = {"os.replace", "os.rename", "shutil.move", "shutil.copy", "shutil.copyfile",
+          "shutil.copy2"}  # fmt: skip
 _UPLOAD_TYPES = {"FileStorage", "UploadFile", "UploadedFile"}
 # Settings whose value picks a backend in this process or on its disk: (rule, what it does).
 _LOCAL_BACKENDS = {
@@ -111,33 +125,172 @@ def lint_paths(paths: Iterable[Path]) -> list[Finding]:
         reason = f"cannot list the directory: {error.strerror or error}"
         findings.append(_not_checked(str(directory), NotAnalysable(reason)))
 
-    for path in python_files(paths, onerror=unlistable):
-        findings += lint_file(path)
+    files = list(python_files(paths, onerror=unlistable))
+    chunks = [files[i : i + _CHUNK] for i in range(0, len(files), _CHUNK)]
+    workers = min(os.cpu_count() or 1, 8) if len(files) >= _PARALLEL_FROM else 1
+    with _pool(workers) as run:
+        # Two passes, each reading the files (the second from the page cache): a scan of
+        # what each module defines, then the check of each module with the whole known.
+        scans = list(run(_scan, chunks))
+        tree = _Tree(
+            {key: kind for scan in scans for key, kind in scan.containers.items()},
+            frozenset().union(*(scan.long_lived for scan in scans)),
+        )
+        checked = [result for chunk in run(_check_files, chunks, tree) for result in chunk]
+    findings += _final(checked)
     return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))
 
 
-def lint_file(path: Path) -> list[Finding]:
-    """Findings for one file; [] for one that is not a regular file."""
+_PARALLEL_FROM = 400  # files: below this, starting worker processes costs more than it saves
+_CHUNK = 64  # files per task sent to a worker
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """`map` on `workers` processes (forked, so nothing is imported again), or in this
+    one. Modules are scanned and checked apart; only `_final` joins them."""
+    if workers < 2:
+        yield lambda fn, chunks, *shared: (fn(chunk, *shared) for chunk in chunks)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield lambda fn, chunks, *shared: pool.map(fn, chunks, *([x] * len(chunks) for x in shared))
+
+
+def _read(path: Path) -> str | NotAnalysable | None:
     try:
-        source = read_source(path)
+        return read_source(path)
     except NotAnalysable as e:
-        return [_not_checked(str(path), e)]
-    return [] if source is None else lint_source(source, str(path))
+        return e
+
+
+# A module-level mutable container, as a line of source: `NAME = {}`, `NAME: dict[...] = {}`,
+# `NAME = defaultdict(list)`; and a module-level instance, `NAME = ClassName(...)`. Found by a
+# scan of every module before any is checked, so that a module that imports a container and
+# changes it is reported, and so is a method that changes a container attribute of an object
+# that lives as long as the process, without parsing twice.
+_CONTAINER_LINE = re.compile(
+    r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(\{|\[|(?:set|dict|list|(?:collections\.)?"
+    r"(?:defaultdict|OrderedDict|Counter|deque))\()",
+    re.MULTILINE,
+)
+_INSTANCE_LINE = re.compile(
+    r"^[A-Za-z_]\w*[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(", re.MULTILINE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """What the scan of the linted tree found (see `_CONTAINER_LINE`)."""
+
+    containers: dict[tuple[str, str], str]  # (module's last name, variable) -> its kind
+    long_lived: frozenset[str]  # classes with a module-level instance
+
+
+def _scan(paths: list[Path]) -> _Tree:
+    containers: dict[tuple[str, str], str] = {}
+    long_lived: set[str] = set()
+    for path in paths:
+        source = _read(path)
+        if not isinstance(source, str):
+            continue  # reported by the check
+        module = path.parent.name if path.stem == "__init__" else path.stem
+        for match in _CONTAINER_LINE.finditer(source):
+            opener = match.group(2)
+            kind = {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
+            containers[(module, match.group(1))] = kind
+        long_lived.update(m.group(1) for m in _INSTANCE_LINE.finditer(source))
+    return _Tree(containers, frozenset(long_lived))
 
 
 def lint_source(source: str, path: str) -> list[Finding]:
     """Findings for one module's source. Source that cannot be checked (a syntax error, a
     null byte, nesting deeper than the parser allows) is one RUNG000 finding."""
+    return _final([_check(source, path, _Tree({}, frozenset()))])
+
+
+_STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
+_AT_START, _IN_MAIN = frozenset({_STARTUP, _MAIN}), frozenset({_MAIN})
+Graph = dict[str, set[str]]  # a function's name -> its callers' names (or _STARTUP, _MAIN)
+
+
+@dataclass(slots=True)
+class _Checked:
+    """One module's findings, before the tree's call graph is known. A `conditional`
+    finding lies in a function, and is dropped when every path of calls to that function
+    in the tree starts at one of its `allowed` roots: a state change made only at import
+    or startup (a registry, filled alike on every instance), a timer started only under
+    `if __name__ == "__main__":` (a process of its own). `calls`: this module's part of the
+    graph, by bare names (a test's calls do not count)."""
+
+    findings: list[Finding]
+    conditional: list[tuple[Finding, str, frozenset[str]]] = field(default_factory=list)
+    calls: Graph = field(default_factory=dict)
+    ignored: dict[int, set[str]] = field(default_factory=dict)
+
+    def final(self, graph: Graph, reached: dict[frozenset[str], set[str]]) -> list[Finding]:
+        """The findings that stand, given the tree's `graph` and what it `reached` from
+        roots outside each allowed set (`_reached`)."""
+        kept = self.findings + [
+            f for f, function, allowed in self.conditional
+            if function not in graph or function in reached[allowed]
+        ]  # fmt: skip
+        return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
+
+
+def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
+    """The functions some path of calls reaches from a root outside `allowed`: a function
+    nothing in the tree calls (a route handler, called by the framework), or a root the
+    set leaves out."""
+    forward: dict[str, set[str]] = {}
+    for callee, callers in graph.items():
+        for caller in callers:
+            forward.setdefault(caller, set()).add(callee)
+    # A root: nothing calls it, or it calls its own name (recursion, or a handler `load()`
+    # that calls `model.load()`: bare names cannot tell, so it counts as a root).
+    pending = [
+        caller for caller, callees in forward.items()
+        if caller not in allowed and (caller not in graph or caller in callees)
+    ]  # fmt: skip
+    reached = set(pending)
+    while pending:
+        for callee in forward.get(pending.pop(), ()):
+            if callee not in reached:
+                reached.add(callee)
+                pending.append(callee)
+    return reached
+
+
+def _final(checked: list[_Checked]) -> list[Finding]:
+    """The findings of the checked modules, with the tree's call graph known."""
+    graph: Graph = {}
+    for result in checked:
+        for name, callers in result.calls.items():
+            graph.setdefault(name, set()).update(callers)
+    reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
+    return [f for result in checked for f in result.final(graph, reached)]
+
+
+def _check_files(paths: list[Path], tree: _Tree) -> list[_Checked]:
+    checked = []
+    for path in paths:
+        source = _read(path)
+        if isinstance(source, NotAnalysable):
+            checked.append(_Checked([_not_checked(str(path), source)]))
+        elif source is not None:
+            checked.append(_check(source, str(path), tree))
+    return checked
+
+
+def _check(source: str, path: str, tree: _Tree) -> _Checked:
     try:
-        tree = _parse(source, path)
-        checker = _Checker(path)
-        checker.check(tree)
+        module = _parse(source, path)
+        checker = _Checker(path, tree)
+        checker.check(module)
     except NotAnalysable as e:
-        return [_not_checked(path, e)]
+        return _Checked([_not_checked(path, e)])
     except RecursionError:  # the walk is iterative; this guards whatever still recurses
-        return [_not_checked(path, NotAnalysable("nested too deeply to check"))]
-    ignored = _ignores(source)
-    return [f for f in checker.findings if f.rule not in ignored.get(f.line, ())]
+        return _Checked([_not_checked(path, NotAnalysable("nested too deeply to check"))])
+    return _Checked(checker.findings, checker.conditional, checker.calls, _ignores(source))
 
 
 def _parse(source: str, path: str) -> ast.Module:
@@ -170,8 +323,21 @@ def _ignores(source: str) -> dict[int, set[str]]:
 
 
 class _Checker:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, tree: _Tree) -> None:
         self.path = path
+        self.shared = tree.containers
+        self.long_lived = tree.long_lived
+        self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
+        self.conditional: list[tuple[Finding, str, frozenset[str]]] = []  # see _Checked
+        self.calls: Graph = {}  # see _Checked
+        self.main: set[int] = set()  # id() of the nodes under `if __name__ == "__main__":`
+        self.function: _Function | None = None  # the function the walk is in
+        self.any_global = False  # does the module declare a global anywhere?
+        self.starting: dict[int, bool] = {}  # id() of a function -> _at_startup(it)
+        name = Path(path).name  # a test module's calls do not count (see _Checked)
+        self.testing = name.startswith("test_") or name.endswith("_test.py") or name in (
+            "conftest.py", "tests.py")  # fmt: skip
+        self.modules: dict[str, str] = {}  # a name bound to a module of the tree -> its last name
         self.findings: list[Finding] = []
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.module_state: dict[str, str] = {}  # module-level mutable name -> its kind
@@ -182,27 +348,51 @@ class _Checker:
         self.facts: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
 
     def check(self, tree: ast.Module) -> None:
-        for node in ast.walk(tree):
+        nodes = list(ast.walk(tree))
+        self.any_global = any(isinstance(node, ast.Global) for node in nodes)
+        for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     self.imports[alias.asname or alias.name.split(".")[0]] = (
                         alias.name if alias.asname else alias.name.split(".")[0]
                     )
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                for alias in node.names:
-                    self.imports[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+            elif isinstance(node, ast.ImportFrom):
+                self._import_from(node)
         for stmt in tree.body:
             self._module_statement(stmt)
-        defined = {
-            node.name: node for node in ast.walk(tree) if isinstance(node, _Function)
-        }  # fmt: skip
-        for node in ast.walk(tree):
-            if isinstance(node, _Function) and self._periodic(node):
+        for node in nodes:
+            if isinstance(node, ast.ClassDef):
+                self._class(node)
+        for stmt in tree.body:
+            if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
+                self.main.update(id(n) for part in stmt.body for n in ast.walk(part))
+        defined = {node.name: node for node in nodes if isinstance(node, _Function)}
+        loops = [node.lineno for node in nodes if isinstance(node, ast.While)]
+        for node in nodes:
+            if (
+                isinstance(node, _Function)
+                and any(node.lineno <= line <= (node.end_lineno or line) for line in loops)
+                and self._periodic(node)
+            ):
                 if not _listens(node, defined):
                     self.loops.add(node.name)
             elif isinstance(node, ast.Call):
                 self.startup |= self._startup_hooks(node)
         self._visit(tree)
+
+    def _import_from(self, node: ast.ImportFrom) -> None:
+        """`from pkg.state import cache` (a container of the tree: module state here too),
+        `from pkg import state` / `from . import state` (a module of the tree)."""
+        source = (node.module or "").rsplit(".", 1)[-1]
+        for alias in node.names:
+            local = alias.asname or alias.name
+            if node.module and not node.level:
+                self.imports[local] = f"{node.module}.{alias.name}"
+            kind = self.shared.get((source, alias.name))
+            if kind is not None:
+                self.module_state[local] = kind
+            elif any(module == alias.name for module, _ in self.shared):
+                self.modules[local] = alias.name
 
     # --- what the module defines --------------------------------------------------------------
 
@@ -224,6 +414,40 @@ class _Checker:
             return
         for name in names:
             self.module_state[name] = kind
+
+    def _class(self, cls: ast.ClassDef) -> None:
+        """The container attributes a method of `cls` may not change: class attributes
+        (shared by every instance in the process) that no method rebinds on `self`, and,
+        when the tree has a module-level instance of `cls`, the containers its methods put
+        on `self`."""
+        if any(_is_name(base, "type") for base in cls.bases):
+            return  # a metaclass: what it keeps is per class, filled as classes are made
+        methods = [m for m in cls.body if isinstance(m, _Function)]
+        on_self: dict[str, str | None] = {}  # attribute -> its kind when a container
+        for method in methods:
+            for node in ast.walk(method):
+                if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Attribute) and _is_name(t.value, "self"):
+                            kind = self._container_kind(node.value)
+                            on_self[t.attr] = on_self.get(t.attr) or kind
+        shared: dict[str, str] = {}
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                kind = self._container_kind(stmt.value)
+                for t in targets:
+                    if kind and kind != "cache" and isinstance(t, ast.Name) and t.id not in on_self:
+                        shared[t.id] = f"class attribute {cls.name}.{t.id} ({kind})"
+        if cls.name in self.long_lived:
+            for attr, held in on_self.items():
+                if held and held != "cache":
+                    shared[attr] = f"{held} {attr} of the module-level {cls.name}"
+        if shared:
+            for method in methods:
+                if method.name != "__init__":
+                    self.owners[id(method)] = shared
 
     def _container_kind(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Dict | ast.DictComp):
@@ -249,6 +473,7 @@ class _Checker:
         pending: list[tuple[ast.AST, _Function | None]] = [(tree, None)]
         while pending:
             node, function = pending.pop()
+            self.function = function
             if isinstance(node, _Function):
                 self._function(node)
                 function = node
@@ -267,7 +492,7 @@ class _Checker:
                 elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for target in targets:
-                        declared = self._facts(function, _globals) if function else set()
+                        declared = self._declared(function)
                         self._assigned(_target_name(target, function, declared), node.value,
                                        function)  # fmt: skip
                 elif isinstance(node, ast.Compare):  # `engine == "...sqlite3"` tests it
@@ -312,13 +537,12 @@ class _Checker:
     def _in_function(self, node: ast.AST, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
         if isinstance(node, ast.Global):
             for name in node.names:
-                rebound = _rebinding(fn, name)
-                if rebound is not None and not _memoizes(fn, name):  # reported where rebound
-                    self._add(rebound, "RUNG102", f"{fn.name}() rebinds the global '{name}'")
+                for rebound in _rebindings(fn, name):  # reported where rebound
+                    self._state(rebound, fn, "RUNG102", f"{fn.name}() rebinds the global '{name}'")
             return
         target: ast.expr | None = None
-        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign | ast.Delete):
-            targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else [node.target]
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
                 if isinstance(t, ast.Subscript):
                     target = t.value
@@ -326,6 +550,29 @@ class _Checker:
             func = node.value.func
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
                 target = func.value
+        while isinstance(target, ast.Subscript):  # cache[user][key] = ...
+            target = target.value
+        if target is None or self._harmless(node, fn):
+            return
+        owned = self.owners.get(id(fn), {})
+        if (
+            isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            and target.value.id in ("self", "cls") and target.attr in owned
+        ):  # fmt: skip
+            self._state(
+                node, fn, "RUNG101", f"the {owned[target.attr]} is changed inside {fn.name}()"
+            )
+            return
+        if (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id in self.modules
+        ):  # state.cache[...] = ..., where `state` is a module of the tree
+            kind = self.shared.get((self.modules[target.value.id], target.attr))
+            if kind is not None and not _registers(fn):
+                self._state(node, fn, "RUNG101", f"module-level {kind} '{target.value.id}."
+                          f"{target.attr}' is changed inside {fn.name}()")  # fmt: skip
+            return
         if isinstance(target, ast.Name) and target.id in self.module_state:
             name = target.id
             if name in _locals(fn) or _registers(fn):
@@ -334,19 +581,59 @@ class _Checker:
                 self._add(node, "RUNG103", f"sessions kept in the module {self.module_state[name]} "
                           f"'{name}' (changed in {fn.name}())")  # fmt: skip
             else:
-                self._add(node, "RUNG101", f"module-level {self.module_state[name]} '{name}' is "
-                          f"changed inside {fn.name}()")  # fmt: skip
+                kind = self.module_state[name]
+                changed = f"module-level {kind} '{name}' is changed inside {fn.name}()"
+                self._state(node, fn, "RUNG101", changed)
 
-    def _saves_upload(self, call: ast.Call, fn: _Function) -> bool:
-        """`upload.save(path)` of an uploaded file: werkzeug's `request.files[...]`, or a
-        name bound from it, or a parameter annotated as an upload (`_upload_names`)."""
+    def _written_file(self, call: ast.Call, name: str, fn: _Function) -> ast.expr | None:
+        """The expression that names the file `call` writes, or None when it writes none:
+        `open(path, "w")` / `path.open("a")` / `os.fdopen(fd, "w")` / `ZipFile(path, "w")`
+        (a mode held in a variable of the function counts), `path.write_text(...)`,
+        `os.replace(tmp, path)` / `shutil.move(src, path)`, and `x.save(path)` of an upload
+        or to a path (`file_path`, `os.path.join(...)`, an f-string)."""
+        func = call.func
+        last = name.rsplit(".", 1)[-1]
+        if last in ("write_text", "write_bytes") and isinstance(func, ast.Attribute):
+            return func.value
+        if name in _MOVES:
+            return call.args[1] if len(call.args) > 1 else None
+        if last == "save":
+            return self._saved_to(call, fn)
+        if name in ("os.fdopen", "zipfile.ZipFile") or name == "open":
+            subject, position = (call.args[0] if call.args else None), 1
+        elif isinstance(func, ast.Attribute) and func.attr == "open":
+            module = isinstance(func.value, ast.Name) and func.value.id in self.imports
+            # module.open(file, mode) (gzip, tarfile) or path.open(mode)
+            subject = (call.args[0] if call.args else None) if module else func.value
+            position = 1 if module else 0
+        else:
+            return None
+        mode = call.args[position] if len(call.args) > position else None
+        for kw in call.keywords:
+            if kw.arg == "mode":
+                mode = kw.value
+        modes = [mode] if isinstance(mode, ast.Constant) else []
+        if isinstance(mode, ast.Name):  # open(path, mode) with mode = "wb" above
+            modes = [
+                node.value for node in ast.walk(fn)
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                and any(_is_name(t, mode.id) for t in node.targets)
+            ]  # fmt: skip
+        writes = any(isinstance(m.value, str) and any(c in m.value for c in "wax+") for m in modes)
+        return subject if writes else None
+
+    def _saved_to(self, call: ast.Call, fn: _Function) -> ast.expr | None:
+        """`upload.save(path)` (werkzeug's `request.files[...]`, a name bound from it, a
+        parameter annotated as an upload) or `doc.save(file_path)`: the path."""
         func = call.func
         if not (isinstance(func, ast.Attribute) and call.args):  # not form.save(commit=False)
-            return False
-        receiver = func.value
-        if isinstance(receiver, ast.Name):
-            return receiver.id in self._facts(fn, _upload_names)
-        return _from_request_files(receiver)
+            return None
+        receiver, target = func.value, call.args[0]
+        if isinstance(receiver, ast.Name) and receiver.id in self._facts(fn, _upload_names):
+            return target
+        if _from_request_files(receiver) or _names_a_path(target):
+            return target
+        return None
 
     def _facts(self, fn: _Function, find: Callable[[_Function], set[str]]) -> set[str]:
         """`find(fn)`, worked out once per function (a call asks for each of its calls)."""
@@ -448,13 +735,19 @@ class _Checker:
     def _call(self, call: ast.Call, fn: ast.FunctionDef | ast.AsyncFunctionDef | None) -> None:
         name = self._qualname(call.func)
         last = name.rsplit(".", 1)[-1]
+        if not self.testing and not (fn is not None and fn.name.startswith("test")):
+            if fn is None:
+                caller = _MAIN if id(call) in self.main else _STARTUP
+            else:
+                caller = _STARTUP if self._at_startup(fn) else fn.name
+            self.calls.setdefault(_called_name(call), set()).add(caller)
         setting = self._env_read(call)
         if setting is not None:
             for default in [*call.args[1:2], *(k.value for k in call.keywords)]:
                 self.overridden[id(default)] = setting
         self._backend(call, name)
         for keyword in call.keywords:  # AuthKeys(api_key=secrets.token_hex(16))
-            if keyword.arg and (fn is None or self._facts(fn, _globals)):
+            if keyword.arg and (fn is None or self._declared(fn)):
                 self._assigned(keyword.arg, keyword.value, fn)
         if name == "threading.Timer":
             self._add(call, "RUNG301", "threading.Timer schedules work in this process only")
@@ -472,12 +765,9 @@ class _Checker:
             self._add(call, "RUNG202", f"{name}() keeps data on the local disk")
         elif name == "sqlite3.connect" and not _memory_db(call):
             self._add(call, "RUNG202", "sqlite3.connect() to a file keeps data on the local disk")
-        elif fn is not None and _writes_file(call, name, self.imports):
-            if not _scratch(call, self._facts(fn, _scratch_names)):
-                self._add(call, "RUNG201", f"{fn.name}() writes a local file")
-        elif fn is not None and last == "save" and self._saves_upload(call, fn):
-            if not _scratch(call, self._facts(fn, _scratch_names)):
-                self._add(call, "RUNG201", f"{fn.name}() saves an upload to a local file")
+        elif fn is not None and (written := self._written_file(call, name, fn)) is not None:
+            if not _made_unique(written, self._facts(fn, _scratch_names)):
+                self._add(call, "RUNG201", f"{fn.name}() writes a local file ({last})")
         elif (name in _SPAWNERS or last in ("create_task", "ensure_future")) and (
             fn is None or self._at_startup(fn)
         ):
@@ -491,24 +781,36 @@ class _Checker:
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _at_startup(self, fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-        """A startup hook: `@app.on_event("startup")`, a lifespan, a function handed to
-        `on_startup=[...]` / `add_event_handler("startup", ...)`, Django's
-        `AppConfig.ready`, the `__init__` or a `start...` method of an object (long-lived
-        when it starts a loop), or an app factory (a function that builds the app)."""
-        if fn.name in self.startup or "lifespan" in fn.name or "start" in fn.name:
+    def _at_startup(self, fn: _Function) -> bool:
+        """`_starts(fn)`, worked out once per function."""
+        key = id(fn)
+        if key not in self.starting:
+            self.starting[key] = self._starts(fn)
+        return self.starting[key]
+
+    def _starts(self, fn: _Function) -> bool:
+        """A startup hook: `@app.on_event("startup")`, Sanic's
+        `@app.listener("before_server_start")`, Quart's `@app.before_serving`, Flask's
+        `@app.before_first_request`, a lifespan, a function handed to `on_startup=[...]` /
+        `add_event_handler("startup", ...)`, Django's `AppConfig.ready`, the `__init__` or
+        a `start...` method of an object (long-lived when it starts a loop), or an app
+        factory (`create_app`, `..._app`, a function that builds the app)."""
+        name = fn.name
+        if name in self.startup or "lifespan" in name or "start" in name:
             return True
-        if fn.name in ("__init__", "ready") or self._facts(fn, _app_builders):
+        if name in ("__init__", "ready", "create_app", "make_app", "app_factory", "init_app"):
+            return True
+        if name.endswith("_app") or self._facts(fn, _app_builders):
             return True
         for decorator in fn.decorator_list:
-            if (
-                isinstance(decorator, ast.Call)
-                and self._qualname(decorator.func).endswith("on_event")
-                and decorator.args
-                and isinstance(decorator.args[0], ast.Constant)
-                and decorator.args[0].value == "startup"
-            ):
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            hook = self._qualname(target).rsplit(".", 1)[-1]
+            if hook in _STARTUP_DECORATORS:
                 return True
+            if isinstance(decorator, ast.Call) and hook in ("on_event", "listener"):
+                event = decorator.args[0] if decorator.args else None
+                if isinstance(event, ast.Constant) and "start" in str(event.value):
+                    return True
         return False
 
     def _qualname(self, node: ast.expr) -> str:
@@ -561,10 +863,36 @@ class _Checker:
             names.add(args[1].id)
         return names
 
+    def _harmless(self, node: ast.AST, fn: _Function) -> bool:
+        """A change that keeps no state instances must share: a per-process handle to a
+        shared server (a client, a pool), or `tasks.add(task)`, a strong reference to this
+        process's own task."""
+        if isinstance(node, ast.Assign):
+            return _connects(node.value)
+        return isinstance(node, ast.Expr) and _keeps_task(node.value, self._facts(fn, _task_names))
+
+    def _declared(self, fn: _Function | None) -> set[str]:
+        """The globals `fn` declares (none: most modules have no `global` at all)."""
+        return self._facts(fn, _globals) if fn is not None and self.any_global else set()
+
+    def _state(self, node: ast.AST, fn: _Function, rule: str, message: str) -> None:
+        """A state change in `fn`: a finding unless `fn` runs at startup (a registry filled
+        once, alike on every instance) or is only called there (see _Checked)."""
+        if self._at_startup(fn):
+            return
+        self._add(node, rule, message)
+        self.conditional.append((self.findings.pop(), fn.name, _AT_START))
+
     def _add(self, node: ast.AST, rule: str, message: str) -> None:
         line = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 0) + 1
-        self.findings.append(Finding(self.path, line, col, rule, message))
+        finding = Finding(self.path, line, col, rule, message)
+        if not rule.startswith("RUNG3"):
+            self.findings.append(finding)
+        elif self.function is not None:  # a timer: not when only a script's main starts it
+            self.conditional.append((finding, self.function.name, _IN_MAIN))
+        elif id(node) not in self.main:
+            self.findings.append(finding)
 
 
 def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
@@ -581,35 +909,52 @@ def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     return names - declared
 
 
-def _rebinding(fn: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> ast.Name | None:
-    """The first place (in source order) where `fn` rebinds `name`."""
-    stores = [
+def _rebindings(fn: _Function, name: str) -> list[ast.Name]:
+    """Where `fn` rebinds the global `name`, except lazy initialisation: a rebinding under
+    `if name is None:` (or `== None`, `not name`), or in a function that returns `name`
+    early when it is set (`if name is not None: return name`). That memoizes what every
+    instance derives alike (a manifest, a parsed file, a client), not state they share."""
+    lazy: set[int] = set()
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.If):
+            continue
+        tests = list(ast.walk(node.test))
+        if any(_is_unset(test, name) for test in tests):
+            lazy.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+        elif any(_is_set(test, name) for test in tests) and isinstance(node.body[0], ast.Return):
+            return []
+    return [
         node for node in ast.walk(fn)
         if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
+        and id(node) not in lazy
     ]  # fmt: skip
-    return min(stores, key=lambda n: (n.lineno, n.col_offset), default=None)
 
 
-def _memoizes(fn: _Function, name: str) -> bool:
-    """Does `fn` test `name` for None (`if _cache is None:`, `if not _client:`) before it
-    sets it? That is lazy initialisation or a memo of what every instance derives alike
-    (a manifest, a parsed file, a client), not state that instances must share."""
-    for node in ast.walk(fn):
-        if not isinstance(node, ast.If | ast.IfExp):
-            continue
-        for test in ast.walk(node.test):
-            if (
-                isinstance(test, ast.Compare)
-                and isinstance(test.left, ast.Name) and test.left.id == name
-                and isinstance(test.ops[0], ast.Is | ast.IsNot | ast.Eq | ast.NotEq)
-                and isinstance(test.comparators[0], ast.Constant)
-                and test.comparators[0].value is None
-            ) or (
-                isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
-                and isinstance(test.operand, ast.Name) and test.operand.id == name
-            ):  # fmt: skip
-                return True
-    return False
+def _is_unset(test: ast.AST, name: str) -> bool:
+    """`name is None`, `name == None`, `not name`."""
+    return (
+        isinstance(test, ast.Compare) and _is_name(test.left, name)
+        and isinstance(test.ops[0], ast.Is | ast.Eq) and _is_none(test.comparators[0])
+    ) or (
+        isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+        and _is_name(test.operand, name)
+    )  # fmt: skip
+
+
+def _is_set(test: ast.AST, name: str) -> bool:
+    """`name is not None`, `name != None`."""
+    return (
+        isinstance(test, ast.Compare) and _is_name(test.left, name)
+        and isinstance(test.ops[0], ast.IsNot | ast.NotEq) and _is_none(test.comparators[0])
+    )  # fmt: skip
+
+
+def _is_name(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Name) and node.id == name
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
 
 
 def _registers(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
@@ -643,51 +988,35 @@ def _started_function(call: ast.Call) -> str | None:
     return None
 
 
-def _writes_file(call: ast.Call, name: str, imports: dict[str, str]) -> bool:
-    """open(..., 'w'), gzip.open(..., 'wb'), path.open('a'), path.write_text(...)."""
-    func = call.func
-    if name.rsplit(".", 1)[-1] in ("write_text", "write_bytes"):
-        return True
-    if not (name == "open" or (isinstance(func, ast.Attribute) and func.attr == "open")):
-        return False
-    method = isinstance(func, ast.Attribute) and not (
-        isinstance(func.value, ast.Name) and func.value.id in imports
-    )  # path.open(mode) rather than module.open(file, mode)
-    position = 0 if method else 1
-    mode = call.args[position] if len(call.args) > position else None
-    for kw in call.keywords:
-        if kw.arg == "mode":
-            mode = kw.value
-    return (
-        isinstance(mode, ast.Constant)
-        and isinstance(mode.value, str)
-        and any(c in mode.value for c in "wax+")
-    )
-
-
-def _scratch(call: ast.Call, scratch: set[str]) -> bool:
-    """Is the file written a scratch file of this call alone? Judged by how its name was
-    made, not by its directory: tempfile's files and directories, and names with a uuid4
-    or a `secrets` token in them, are; `/tmp/cache/<key>.json` is not (another request
-    reads it back), and neither is a fixed name under `gettempdir()`."""
-    func = call.func
-    if isinstance(func, ast.Attribute) and not (
-        isinstance(func.value, ast.Name) and func.value.id in ("os", "io", "gzip", "bz2")
-    ):
-        subjects: list[ast.expr] = [func.value]  # path.write_text(), upload.save(path)
-    else:
-        subjects = []
-    subjects += call.args[:1]
-    return any(_made_unique(subject, scratch) for subject in subjects)
-
-
 def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
+    """Does `node` name a scratch file of this call alone? Judged by how the name was made,
+    not by its directory: tempfile's files and directories are (unless put in a `dir=` of
+    the app's, the atomic-write idiom), and so are unique names (uuid4, a `secrets` token)
+    under the temp directory; `/tmp/cache/<key>.json` is not (another request reads it
+    back), nor a fixed name under `gettempdir()`, nor a uuid4 name in `uploads/`."""
+    temporary = unique = False
     for inner in ast.walk(node):
         if isinstance(inner, ast.Name) and inner.id in scratch:
             return True
-        if isinstance(inner, ast.Call) and _called_name(inner) in _UNIQUE:
-            return True
-    return False
+        if isinstance(inner, ast.Call):
+            called = _called_name(inner)
+            if called in _TEMPFILES and not any(k.arg == "dir" for k in inner.keywords):
+                return True
+            unique = unique or called in _UNIQUE_NAMES
+            temporary = temporary or called == "gettempdir"
+        elif isinstance(inner, ast.Constant) and str(inner.value).startswith("/tmp/"):
+            temporary = True
+    return temporary and unique
+
+
+def _names_a_path(node: ast.expr) -> bool:
+    """`file_path`, `self.path`, `os.path.join(...)`, `Path(...)`, an f-string."""
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.Call):
+        return _called_name(node) in ("join", "Path")
+    named = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return any(word in named.lower() for word in ("path", "file"))
 
 
 def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
@@ -773,6 +1102,43 @@ def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
 def _called_name(call: ast.Call) -> str:
     func = call.func
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """`__name__ == "__main__"`."""
+    return (
+        isinstance(test, ast.Compare) and _is_name(test.left, "__name__")
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value == "__main__"
+    )  # fmt: skip
+
+
+def _task_names(fn: _Function) -> set[str]:
+    """Names `fn` binds to a task it creates (`task = asyncio.create_task(...)`)."""
+    return {
+        target.id
+        for node in ast.walk(fn) if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Call)
+        and _called_name(node.value) in ("create_task", "ensure_future", "start_soon")
+        for target in node.targets if isinstance(target, ast.Name)
+    }  # fmt: skip
+
+
+def _keeps_task(call: ast.expr, tasks: set[str]) -> bool:
+    return (
+        isinstance(call, ast.Call) and _called_name(call) in ("add", "append")
+        and len(call.args) == 1 and isinstance(call.args[0], ast.Name)
+        and call.args[0].id in tasks
+    )  # fmt: skip
+
+
+def _connects(value: ast.expr) -> bool:
+    """`AsyncIOMotorClient(url)`, `self.client(db)[db]`, `create_engine(url)`, a pool."""
+    return any(
+        isinstance(node, ast.Call)
+        and any(word in _called_name(node).lower() for word in _CONNECTORS)
+        for node in ast.walk(value)
+    )
 
 
 def _app_builders(fn: _Function) -> set[str]:
