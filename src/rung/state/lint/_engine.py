@@ -546,6 +546,9 @@ class _Checker:
             for t in targets:
                 if isinstance(t, ast.Subscript):
                     target = t.value
+                elif _on_app(t):  # app.state.hits = ..., at request time
+                    self._state(node, fn, "RUNG101", f"{ast.unparse(t)} is set inside {fn.name}()")
+                    return
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             func = node.value.func
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
@@ -553,6 +556,9 @@ class _Checker:
         while isinstance(target, ast.Subscript):  # cache[user][key] = ...
             target = target.value
         if target is None or self._harmless(node, fn):
+            return
+        if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
+            self._state(node, fn, "RUNG101", f"{ast.unparse(target)} is changed inside {fn.name}()")
             return
         owned = self.owners.get(id(fn), {})
         if (
@@ -1102,6 +1108,23 @@ def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
 def _called_name(call: ast.Call) -> str:
     func = call.func
     return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _on_app(node: ast.expr) -> bool:
+    """`app.state.x` / `request.app.state.x` (Starlette, FastAPI), or `request.app`, for
+    aiohttp's `request.app["key"]`: state of the app object, which each process has its
+    own copy of."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
+        state = node.value
+        return state.attr == "state" and (_is_name(state.value, "app") or _is_app(state.value))
+    return _is_app(node)
+
+
+def _is_app(node: ast.expr) -> bool:
+    """`request.app`."""
+    return (
+        isinstance(node, ast.Attribute) and node.attr == "app" and _is_name(node.value, "request")
+    )
 
 
 def _is_main_guard(test: ast.expr) -> bool:
