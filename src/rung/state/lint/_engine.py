@@ -1,4 +1,5 @@
-"""The checks behind `rung lint`: one pass of the stdlib `ast` per file.
+"""The checks behind `rung lint`: the stdlib `ast` of each file, checked with what a scan of
+the whole tree found (`_tree`); `_syntax` says what a piece of syntax is.
 
     findings = lint_paths([Path("app")])
 
@@ -11,36 +12,58 @@ separated by commas) drops those findings on that line. A file that cannot be ch
 from __future__ import annotations
 
 import ast
-import multiprocessing
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeAlias
 
-from rung.state.lint._files import NotAnalysable, python_files, read_source
-from rung.state.lint._rules import RULES
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    path: str
-    line: int
-    col: int  # 1-based
-    rule: str
-    message: str
-
-    @property
-    def fix(self) -> str:
-        return RULES[self.rule].fix
-
+from rung.state.lint._files import NotAnalysable, python_files
+from rung.state.lint._rules import Finding
+from rung.state.lint._syntax import (
+    _app_builders,
+    _called_name,
+    _connects,
+    _from_request_files,
+    _Function,
+    _globals,
+    _is_main_guard,
+    _is_name,
+    _keeps_task,
+    _listens,
+    _locals,
+    _made_unique,
+    _mem_url,
+    _memory_db,
+    _names_a_path,
+    _on_app,
+    _rebindings,
+    _registers,
+    _scratch_names,
+    _sqlite_file_url,
+    _start_of,
+    _started_function,
+    _target_name,
+    _task_names,
+    _upload_names,
+)  # fmt: skip
+from rung.state.lint._tree import (
+    _AT_START,
+    _CHUNK,
+    _IN_MAIN,
+    _MAIN,
+    _PARALLEL_FROM,
+    _STARTUP,
+    Graph,
+    _Checked,
+    _final,
+    _pool,
+    _read,
+    _scan,
+    _Tree,
+)  # fmt: skip
 
 _IGNORE = re.compile(r"#\s*rung:\s*ignore\[([A-Za-z0-9_,\s]+)\]")
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # Python's line ends (str.splitlines knows more)
-_Function: TypeAlias = ast.FunctionDef | ast.AsyncFunctionDef
 
 _CONTAINER_CALLS = {
     "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
@@ -78,21 +101,13 @@ _IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone",
 _SPAWNERS = {"asyncio.create_task", "asyncio.ensure_future", "create_task", "ensure_future",
              "threading.Thread", "start_soon"}  # fmt: skip
 _SLEEPS = {"asyncio.sleep", "time.sleep", "anyio.sleep", "trio.sleep"}
-_LISTENS = {"subscribe", "psubscribe", "get_message", "xread", "xreadgroup", "add_listener"}
-_CONNECTORS = ("client", "connect", "engine", "pool")
 _SCHEDULE_METHODS = {"cyclic", "minutely", "hourly", "daily", "weekly"}  # scheduler's
 _STARTUP_DECORATORS = {
     "before_serving", "before_first_request", "on_startup", "before_server_start",
     "after_server_start", "main_process_start",
 }  # fmt: skip
-_APP_CLASSES = {"Flask", "Quart", "FastAPI", "Starlette", "Sanic", "Application", "Litestar"}
-# Calls whose result names a file no other call gets: tempfile's own, and unique names.
-_TEMPFILES = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile",
-              "SpooledTemporaryFile"}  # fmt: skip
-_UNIQUE_NAMES = {"uuid1", "uuid4", "token_hex", "token_urlsafe"}
 _MOVES = {"os.replace", "os.rename", "shutil.move", "shutil.copy", "shutil.copyfile",
           "shutil.copy2"}  # fmt: skip
-_UPLOAD_TYPES = {"FileStorage", "UploadFile", "UploadedFile"}
 # Settings whose value picks a backend in this process or on its disk: (rule, what it does).
 _LOCAL_BACKENDS = {
     "django.db.backends.sqlite3": ("RUNG202", "the SQLite database is a file on this "
@@ -141,133 +156,10 @@ def lint_paths(paths: Iterable[Path]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))
 
 
-_PARALLEL_FROM = 400  # files: below this, starting worker processes costs more than it saves
-_CHUNK = 64  # files per task sent to a worker
-
-
-@contextmanager
-def _pool(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
-    """`map` on `workers` processes (forked, so nothing is imported again), or in this
-    one. Modules are scanned and checked apart; only `_final` joins them."""
-    if workers < 2:
-        yield lambda fn, chunks, *shared: (fn(chunk, *shared) for chunk in chunks)
-        return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        yield lambda fn, chunks, *shared: pool.map(fn, chunks, *([x] * len(chunks) for x in shared))
-
-
-def _read(path: Path) -> str | NotAnalysable | None:
-    try:
-        return read_source(path)
-    except NotAnalysable as e:
-        return e
-
-
-# A module-level mutable container, as a line of source: `NAME = {}`, `NAME: dict[...] = {}`,
-# `NAME = defaultdict(list)`; and a module-level instance, `NAME = ClassName(...)`. Found by a
-# scan of every module before any is checked, so that a module that imports a container and
-# changes it is reported, and so is a method that changes a container attribute of an object
-# that lives as long as the process, without parsing twice.
-_CONTAINER_LINE = re.compile(
-    r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(\{|\[|(?:set|dict|list|(?:collections\.)?"
-    r"(?:defaultdict|OrderedDict|Counter|deque))\()",
-    re.MULTILINE,
-)
-_INSTANCE_LINE = re.compile(
-    r"^[A-Za-z_]\w*[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(", re.MULTILINE
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _Tree:
-    """What the scan of the linted tree found (see `_CONTAINER_LINE`)."""
-
-    containers: dict[tuple[str, str], str]  # (module's last name, variable) -> its kind
-    long_lived: frozenset[str]  # classes with a module-level instance
-
-
-def _scan(paths: list[Path]) -> _Tree:
-    containers: dict[tuple[str, str], str] = {}
-    long_lived: set[str] = set()
-    for path in paths:
-        source = _read(path)
-        if not isinstance(source, str):
-            continue  # reported by the check
-        module = path.parent.name if path.stem == "__init__" else path.stem
-        for match in _CONTAINER_LINE.finditer(source):
-            opener = match.group(2)
-            kind = {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
-            containers[(module, match.group(1))] = kind
-        long_lived.update(m.group(1) for m in _INSTANCE_LINE.finditer(source))
-    return _Tree(containers, frozenset(long_lived))
-
-
 def lint_source(source: str, path: str) -> list[Finding]:
     """Findings for one module's source. Source that cannot be checked (a syntax error, a
     null byte, nesting deeper than the parser allows) is one RUNG000 finding."""
     return _final([_check(source, path, _Tree({}, frozenset()))])
-
-
-_STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
-_AT_START, _IN_MAIN = frozenset({_STARTUP, _MAIN}), frozenset({_MAIN})
-Graph = dict[str, set[str]]  # a function's name -> its callers' names (or _STARTUP, _MAIN)
-
-
-@dataclass(slots=True)
-class _Checked:
-    """One module's findings, before the tree's call graph is known. A `conditional`
-    finding lies in a function, and is dropped when every path of calls to that function
-    in the tree starts at one of its `allowed` roots: a state change made only at import
-    or startup (a registry, filled alike on every instance), a timer started only under
-    `if __name__ == "__main__":` (a process of its own). `calls`: this module's part of the
-    graph, by bare names (a test's calls do not count)."""
-
-    findings: list[Finding]
-    conditional: list[tuple[Finding, str, frozenset[str]]] = field(default_factory=list)
-    calls: Graph = field(default_factory=dict)
-    ignored: dict[int, set[str]] = field(default_factory=dict)
-
-    def final(self, graph: Graph, reached: dict[frozenset[str], set[str]]) -> list[Finding]:
-        """The findings that stand, given the tree's `graph` and what it `reached` from
-        roots outside each allowed set (`_reached`)."""
-        kept = self.findings + [
-            f for f, function, allowed in self.conditional
-            if function not in graph or function in reached[allowed]
-        ]  # fmt: skip
-        return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
-
-
-def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
-    """The functions some path of calls reaches from a root outside `allowed`: a function
-    nothing in the tree calls (a route handler, called by the framework), or a root the
-    set leaves out."""
-    forward: dict[str, set[str]] = {}
-    for callee, callers in graph.items():
-        for caller in callers:
-            forward.setdefault(caller, set()).add(callee)
-    # A root: nothing calls it, or it calls its own name (recursion, or a handler `load()`
-    # that calls `model.load()`: bare names cannot tell, so it counts as a root).
-    pending = [
-        caller for caller, callees in forward.items()
-        if caller not in allowed and (caller not in graph or caller in callees)
-    ]  # fmt: skip
-    reached = set(pending)
-    while pending:
-        for callee in forward.get(pending.pop(), ()):
-            if callee not in reached:
-                reached.add(callee)
-                pending.append(callee)
-    return reached
-
-
-def _final(checked: list[_Checked]) -> list[Finding]:
-    """The findings of the checked modules, with the tree's call graph known."""
-    graph: Graph = {}
-    for result in checked:
-        for name, callers in result.calls.items():
-            graph.setdefault(name, set()).update(callers)
-    reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
-    return [f for result in checked for f in result.final(graph, reached)]
 
 
 def _check_files(paths: list[Path], tree: _Tree) -> list[_Checked]:
@@ -899,319 +791,3 @@ class _Checker:
             self.conditional.append((finding, self.function.name, _IN_MAIN))
         elif id(node) not in self.main:
             self.findings.append(finding)
-
-
-def _locals(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Names local to `fn`: its parameters and what it binds (unless declared global)."""
-    args = fn.args
-    names = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
-    names |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
-    declared: set[str] = set()
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Global | ast.Nonlocal):
-            declared.update(node.names)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-    return names - declared
-
-
-def _rebindings(fn: _Function, name: str) -> list[ast.Name]:
-    """Where `fn` rebinds the global `name`, except lazy initialisation: a rebinding under
-    `if name is None:` (or `== None`, `not name`), or in a function that returns `name`
-    early when it is set (`if name is not None: return name`). That memoizes what every
-    instance derives alike (a manifest, a parsed file, a client), not state they share."""
-    lazy: set[int] = set()
-    for node in ast.walk(fn):
-        if not isinstance(node, ast.If):
-            continue
-        tests = list(ast.walk(node.test))
-        if any(_is_unset(test, name) for test in tests):
-            lazy.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
-        elif any(_is_set(test, name) for test in tests) and isinstance(node.body[0], ast.Return):
-            return []
-    return [
-        node for node in ast.walk(fn)
-        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)
-        and id(node) not in lazy
-    ]  # fmt: skip
-
-
-def _is_unset(test: ast.AST, name: str) -> bool:
-    """`name is None`, `name == None`, `not name`."""
-    return (
-        isinstance(test, ast.Compare) and _is_name(test.left, name)
-        and isinstance(test.ops[0], ast.Is | ast.Eq) and _is_none(test.comparators[0])
-    ) or (
-        isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
-        and _is_name(test.operand, name)
-    )  # fmt: skip
-
-
-def _is_set(test: ast.AST, name: str) -> bool:
-    """`name is not None`, `name != None`."""
-    return (
-        isinstance(test, ast.Compare) and _is_name(test.left, name)
-        and isinstance(test.ops[0], ast.IsNot | ast.NotEq) and _is_none(test.comparators[0])
-    )  # fmt: skip
-
-
-def _is_name(node: ast.AST, name: str) -> bool:
-    return isinstance(node, ast.Name) and node.id == name
-
-
-def _is_none(node: ast.AST) -> bool:
-    return isinstance(node, ast.Constant) and node.value is None
-
-
-def _registers(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    """A decorator that records what it decorates (`REGISTRY.append(f); return f`) runs at
-    import time, not per request."""
-    params = [a.arg for a in fn.args.args]
-    last = fn.body[-1] if fn.body else None
-    return (
-        bool(params)
-        and isinstance(last, ast.Return)
-        and isinstance(last.value, ast.Name)
-        and last.value.id == params[0]
-    )
-
-
-def _started_function(call: ast.Call) -> str | None:
-    """`create_task(loop())` -> 'loop'; `Thread(target=loop)` -> 'loop'."""
-    for kw in call.keywords:
-        if kw.arg == "target" and isinstance(kw.value, ast.Name):
-            return kw.value.id
-        if kw.arg == "target" and isinstance(kw.value, ast.Attribute):  # target=self.loop
-            return kw.value.attr
-    if call.args:
-        first = call.args[0]
-        if isinstance(first, ast.Call):
-            first = first.func
-        if isinstance(first, ast.Name):
-            return first.id
-        if isinstance(first, ast.Attribute):
-            return first.attr
-    return None
-
-
-def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
-    """Does `node` name a scratch file of this call alone? Judged by how the name was made,
-    not by its directory: tempfile's files and directories are (unless put in a `dir=` of
-    the app's, the atomic-write idiom), and so are unique names (uuid4, a `secrets` token)
-    under the temp directory; `/tmp/cache/<key>.json` is not (another request reads it
-    back), nor a fixed name under `gettempdir()`, nor a uuid4 name in `uploads/`."""
-    temporary = unique = False
-    for inner in ast.walk(node):
-        if isinstance(inner, ast.Name) and inner.id in scratch:
-            return True
-        if isinstance(inner, ast.Call):
-            called = _called_name(inner)
-            if called in _TEMPFILES and not any(k.arg == "dir" for k in inner.keywords):
-                return True
-            unique = unique or called in _UNIQUE_NAMES
-            temporary = temporary or called == "gettempdir"
-        elif isinstance(inner, ast.Constant) and str(inner.value).startswith("/tmp/"):
-            temporary = True
-    return temporary and unique
-
-
-def _names_a_path(node: ast.expr) -> bool:
-    """`file_path`, `self.path`, `os.path.join(...)`, `Path(...)`, an f-string."""
-    if isinstance(node, ast.JoinedStr):
-        return True
-    if isinstance(node, ast.Call):
-        return _called_name(node) in ("join", "Path")
-    named = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
-    return any(word in named.lower() for word in ("path", "file"))
-
-
-def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
-    """Names `fn` binds to a unique file or directory (`fd, path = mkstemp()`, `with
-    TemporaryDirectory() as d`), and names made from those (`p = os.path.join(d, "x")`),
-    in source order."""
-    names: set[str] = set()
-    for node in ast.walk(fn):
-        pairs: list[tuple[ast.expr, ast.expr]] = []
-        if isinstance(node, ast.Assign):
-            pairs = [(t, node.value) for t in node.targets]
-        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
-            pairs = [(node.target, node.value)]
-        elif isinstance(node, ast.With | ast.AsyncWith):
-            pairs = [(i.optional_vars, i.context_expr) for i in node.items if i.optional_vars]
-        for target, value in pairs:
-            if _made_unique(value, names):
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
-    return names
-
-
-def _upload_names(fn: _Function) -> set[str]:
-    """Names in `fn` that hold an uploaded file: parameters annotated FileStorage /
-    UploadFile / UploadedFile, and names bound from `request.files`."""
-    uploads = {
-        a.arg
-        for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
-        if a.annotation is not None and _names_upload_type(a.annotation)
-    }
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Assign | ast.For) and _from_request_files(
-            node.value if isinstance(node, ast.Assign) else node.iter
-        ):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            uploads |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    return uploads
-
-
-def _from_request_files(node: ast.expr) -> bool:
-    return any(
-        isinstance(inner, ast.Attribute) and inner.attr == "files"
-        and isinstance(inner.value, ast.Name) and inner.value.id == "request"
-        for inner in ast.walk(node)
-    )  # fmt: skip
-
-
-def _names_upload_type(annotation: ast.expr) -> bool:
-    return any(
-        (isinstance(n, ast.Name) and n.id in _UPLOAD_TYPES)
-        or (isinstance(n, ast.Attribute) and n.attr in _UPLOAD_TYPES)
-        or (isinstance(n, ast.Constant) and str(n.value) in _UPLOAD_TYPES)
-        for n in ast.walk(annotation)
-    )
-
-
-def _target_name(target: ast.expr, fn: _Function | None, declared: set[str]) -> str:
-    """The name an assignment sets, for judging it: `SECRET_KEY`, `app.secret_key`,
-    `app.config["SECRET_KEY"]`. Inside a function, a plain local counts only when it says
-    secret (`api_key = token_hex()` there is usually a user's key, bound for the database)
-    or is declared global."""
-    if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
-        return str(target.slice.value)
-    if isinstance(target, ast.Attribute):
-        return target.attr if fn is None or target.attr == "secret_key" else ""
-    if isinstance(target, ast.Name):
-        if fn is None or "secret" in target.id.lower() or target.id == "CACHE_TYPE":
-            return target.id
-        return target.id if target.id in declared else ""
-    return ""
-
-
-def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
-    """Does the loop of `fn`, or a function of this module it calls, subscribe to a shared
-    server (pub/sub, a stream)? Every instance needs its own listener: not a timer."""
-    called = {_called_name(node) for node in ast.walk(fn) if isinstance(node, ast.Call)}
-    bodies = [fn, *(defined[name] for name in called if name in defined)]
-    return any(
-        _called_name(node) in _LISTENS
-        for body in bodies for node in ast.walk(body) if isinstance(node, ast.Call)
-    )  # fmt: skip
-
-
-def _called_name(call: ast.Call) -> str:
-    func = call.func
-    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-
-
-def _on_app(node: ast.expr) -> bool:
-    """`app.state.x` / `request.app.state.x` (Starlette, FastAPI), or `request.app`, for
-    aiohttp's `request.app["key"]`: state of the app object, which each process has its
-    own copy of."""
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute):
-        state = node.value
-        return state.attr == "state" and (_is_name(state.value, "app") or _is_app(state.value))
-    return _is_app(node)
-
-
-def _is_app(node: ast.expr) -> bool:
-    """`request.app`."""
-    return (
-        isinstance(node, ast.Attribute) and node.attr == "app" and _is_name(node.value, "request")
-    )
-
-
-def _is_main_guard(test: ast.expr) -> bool:
-    """`__name__ == "__main__"`."""
-    return (
-        isinstance(test, ast.Compare) and _is_name(test.left, "__name__")
-        and isinstance(test.comparators[0], ast.Constant)
-        and test.comparators[0].value == "__main__"
-    )  # fmt: skip
-
-
-def _task_names(fn: _Function) -> set[str]:
-    """Names `fn` binds to a task it creates (`task = asyncio.create_task(...)`)."""
-    return {
-        target.id
-        for node in ast.walk(fn) if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Call)
-        and _called_name(node.value) in ("create_task", "ensure_future", "start_soon")
-        for target in node.targets if isinstance(target, ast.Name)
-    }  # fmt: skip
-
-
-def _keeps_task(call: ast.expr, tasks: set[str]) -> bool:
-    return (
-        isinstance(call, ast.Call) and _called_name(call) in ("add", "append")
-        and len(call.args) == 1 and isinstance(call.args[0], ast.Name)
-        and call.args[0].id in tasks
-    )  # fmt: skip
-
-
-def _connects(value: ast.expr) -> bool:
-    """`AsyncIOMotorClient(url)`, `self.client(db)[db]`, `create_engine(url)`, a pool."""
-    return any(
-        isinstance(node, ast.Call)
-        and any(word in _called_name(node).lower() for word in _CONNECTORS)
-        for node in ast.walk(value)
-    )
-
-
-def _app_builders(fn: _Function) -> set[str]:
-    """The web app classes `fn` constructs (an app factory constructs one)."""
-    return {
-        name for node in ast.walk(fn)
-        if isinstance(node, ast.Call) and (name := _called_name(node)) in _APP_CLASSES
-    }  # fmt: skip
-
-
-def _start_of(call: ast.Call, fn: _Function) -> ast.AST:
-    """Where a thread or task built by `call` starts: `t = Thread(...)` ... `t.start()`
-    is reported at `t.start()`; anything else at `call` itself."""
-    target = next(
-        (
-            node.targets[0] for node in ast.walk(fn)
-            if isinstance(node, ast.Assign) and node.value is call and len(node.targets) == 1
-        ),
-        None,
-    )  # fmt: skip
-    if target is None:
-        return call
-    built = ast.unparse(target)
-    for node in ast.walk(fn):
-        if (
-            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "start" and ast.unparse(node.func.value) == built
-        ):  # fmt: skip
-            return node
-    return call
-
-
-def _globals(fn: _Function) -> set[str]:
-    return {n for node in ast.walk(fn) if isinstance(node, ast.Global) for n in node.names}
-
-
-def _sqlite_file_url(value: str) -> bool:
-    """`sqlite:///app.db`, `sqlite+aiosqlite:///...`, `sqlite:` + a path; not the
-    in-memory `sqlite://` or `sqlite:///:memory:`."""
-    scheme, colon, rest = value.partition(":")
-    if not colon or scheme.split("+")[0] != "sqlite":
-        return False
-    return rest.startswith("/") and rest not in ("//", "///:memory:")
-
-
-def _memory_db(call: ast.Call) -> bool:
-    first = call.args[0] if call.args else None
-    return isinstance(first, ast.Constant) and first.value in (":memory:", "")
-
-
-def _mem_url(call: ast.Call) -> bool:
-    first = call.args[0] if call.args else None
-    return isinstance(first, ast.Constant) and str(first.value).startswith("mem://")

@@ -8,8 +8,7 @@ from typing import Any
 
 import orjson
 
-from rung.state.lint._engine import Finding
-from rung.state.lint._rules import RULES
+from rung.state.lint._rules import RULES, Finding
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 

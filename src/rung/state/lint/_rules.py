@@ -80,3 +80,16 @@ RULES = {
              "that must not be lost."),
     ]
 }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    path: str
+    line: int
+    col: int  # 1-based
+    rule: str
+    message: str
+
+    @property
+    def fix(self) -> str:
+        return RULES[self.rule].fix

@@ -1,0 +1,140 @@
+"""The linted tree as a whole: what a scan of every module finds before any is checked
+(`_Tree`), each module's findings until the tree's call graph is known (`_Checked`), the
+graph's verdict (`_final`), and the worker processes a big tree is checked on (`_pool`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rung.state.lint._files import NotAnalysable, read_source
+from rung.state.lint._rules import Finding
+
+_PARALLEL_FROM = 400  # files: below this, starting worker processes costs more than it saves
+_CHUNK = 64  # files per task sent to a worker
+
+
+@contextmanager
+def _pool(workers: int) -> Iterator[Callable[..., Iterator[Any]]]:
+    """`map` on `workers` processes (forked, so nothing is imported again), or in this
+    one. Modules are scanned and checked apart; only `_final` joins them."""
+    if workers < 2:
+        yield lambda fn, chunks, *shared: (fn(chunk, *shared) for chunk in chunks)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        yield lambda fn, chunks, *shared: pool.map(fn, chunks, *([x] * len(chunks) for x in shared))
+
+
+def _read(path: Path) -> str | NotAnalysable | None:
+    try:
+        return read_source(path)
+    except NotAnalysable as e:
+        return e
+
+
+# A module-level mutable container, as a line of source: `NAME = {}`, `NAME: dict[...] = {}`,
+# `NAME = defaultdict(list)`; and a module-level instance, `NAME = ClassName(...)`. Found by a
+# scan of every module before any is checked, so that a module that imports a container and
+# changes it is reported, and so is a method that changes a container attribute of an object
+# that lives as long as the process, without parsing twice.
+_CONTAINER_LINE = re.compile(
+    r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(\{|\[|(?:set|dict|list|(?:collections\.)?"
+    r"(?:defaultdict|OrderedDict|Counter|deque))\()",
+    re.MULTILINE,
+)
+_INSTANCE_LINE = re.compile(
+    r"^[A-Za-z_]\w*[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(", re.MULTILINE
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tree:
+    """What the scan of the linted tree found (see `_CONTAINER_LINE`)."""
+
+    containers: dict[tuple[str, str], str]  # (module's last name, variable) -> its kind
+    long_lived: frozenset[str]  # classes with a module-level instance
+
+
+def _scan(paths: list[Path]) -> _Tree:
+    containers: dict[tuple[str, str], str] = {}
+    long_lived: set[str] = set()
+    for path in paths:
+        source = _read(path)
+        if not isinstance(source, str):
+            continue  # reported by the check
+        module = path.parent.name if path.stem == "__init__" else path.stem
+        for match in _CONTAINER_LINE.finditer(source):
+            opener = match.group(2)
+            kind = {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
+            containers[(module, match.group(1))] = kind
+        long_lived.update(m.group(1) for m in _INSTANCE_LINE.finditer(source))
+    return _Tree(containers, frozenset(long_lived))
+
+
+_STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
+_AT_START, _IN_MAIN = frozenset({_STARTUP, _MAIN}), frozenset({_MAIN})
+Graph = dict[str, set[str]]  # a function's name -> its callers' names (or _STARTUP, _MAIN)
+
+
+@dataclass(slots=True)
+class _Checked:
+    """One module's findings, before the tree's call graph is known. A `conditional`
+    finding lies in a function, and is dropped when every path of calls to that function
+    in the tree starts at one of its `allowed` roots: a state change made only at import
+    or startup (a registry, filled alike on every instance), a timer started only under
+    `if __name__ == "__main__":` (a process of its own). `calls`: this module's part of the
+    graph, by bare names (a test's calls do not count)."""
+
+    findings: list[Finding]
+    conditional: list[tuple[Finding, str, frozenset[str]]] = field(default_factory=list)
+    calls: Graph = field(default_factory=dict)
+    ignored: dict[int, set[str]] = field(default_factory=dict)
+
+    def final(self, graph: Graph, reached: dict[frozenset[str], set[str]]) -> list[Finding]:
+        """The findings that stand, given the tree's `graph` and what it `reached` from
+        roots outside each allowed set (`_reached`)."""
+        kept = self.findings + [
+            f for f, function, allowed in self.conditional
+            if function not in graph or function in reached[allowed]
+        ]  # fmt: skip
+        return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
+
+
+def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
+    """The functions some path of calls reaches from a root outside `allowed`: a function
+    nothing in the tree calls (a route handler, called by the framework), or a root the
+    set leaves out."""
+    forward: dict[str, set[str]] = {}
+    for callee, callers in graph.items():
+        for caller in callers:
+            forward.setdefault(caller, set()).add(callee)
+    # A root: nothing calls it, or it calls its own name (recursion, or a handler `load()`
+    # that calls `model.load()`: bare names cannot tell, so it counts as a root).
+    pending = [
+        caller for caller, callees in forward.items()
+        if caller not in allowed and (caller not in graph or caller in callees)
+    ]  # fmt: skip
+    reached = set(pending)
+    while pending:
+        for callee in forward.get(pending.pop(), ()):
+            if callee not in reached:
+                reached.add(callee)
+                pending.append(callee)
+    return reached
+
+
+def _final(checked: list[_Checked]) -> list[Finding]:
+    """The findings of the checked modules, with the tree's call graph known."""
+    graph: Graph = {}
+    for result in checked:
+        for name, callers in result.calls.items():
+            graph.setdefault(name, set()).update(callers)
+    reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
+    return [f for result in checked for f in result.final(graph, reached)]
