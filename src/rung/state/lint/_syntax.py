@@ -6,6 +6,7 @@ guard), with the names they know.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from typing import TypeAlias
 
 _Function: TypeAlias = ast.FunctionDef | ast.AsyncFunctionDef
@@ -149,18 +150,28 @@ def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
     TemporaryDirectory() as d`), and names made from those (`p = os.path.join(d, "x")`),
     in source order."""
     names: set[str] = set()
-    for node in ast.walk(fn):
-        pairs: list[tuple[ast.expr, ast.expr]] = []
-        if isinstance(node, ast.Assign):
-            pairs = [(t, node.value) for t in node.targets]
-        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
-            pairs = [(node.target, node.value)]
-        elif isinstance(node, ast.With | ast.AsyncWith):
-            pairs = [(i.optional_vars, i.context_expr) for i in node.items if i.optional_vars]
-        for target, value in pairs:
-            if _made_unique(value, names):
-                names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    for target, value in _bindings(fn):
+        if _made_unique(value, names):
+            names |= _names_in(target)
     return names
+
+
+def _bindings(fn: _Function) -> Iterator[tuple[ast.expr, ast.expr]]:
+    """(target, value) of each binding in `fn`: `=`, `: T =`, `:=`, `with ... as`, and
+    `for ... in` (the value is what is iterated)."""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Assign):
+            yield from ((target, node.value) for target in node.targets)
+        elif isinstance(node, ast.AnnAssign | ast.NamedExpr) and node.value is not None:
+            yield node.target, node.value
+        elif isinstance(node, ast.With | ast.AsyncWith):
+            yield from ((i.optional_vars, i.context_expr) for i in node.items if i.optional_vars)
+        elif isinstance(node, ast.For | ast.AsyncFor):
+            yield node.target, node.iter
+
+
+def _names_in(target: ast.expr) -> set[str]:
+    return {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
 
 
 def _upload_names(fn: _Function) -> set[str]:
@@ -171,12 +182,9 @@ def _upload_names(fn: _Function) -> set[str]:
         for a in [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
         if a.annotation is not None and _names_upload_type(a.annotation)
     }
-    for node in ast.walk(fn):
-        if isinstance(node, ast.Assign | ast.For) and _from_request_files(
-            node.value if isinstance(node, ast.Assign) else node.iter
-        ):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            uploads |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    for target, value in _bindings(fn):
+        if _from_request_files(value):
+            uploads |= _names_in(target)
     return uploads
 
 
@@ -258,12 +266,12 @@ def _is_main_guard(test: ast.expr) -> bool:
 def _task_names(fn: _Function) -> set[str]:
     """Names `fn` binds to a task it creates (`task = asyncio.create_task(...)`)."""
     return {
-        target.id
-        for node in ast.walk(fn) if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Call)
-        and _called_name(node.value) in ("create_task", "ensure_future", "start_soon")
-        for target in node.targets if isinstance(target, ast.Name)
-    }  # fmt: skip
+        name
+        for target, value in _bindings(fn)
+        if isinstance(value, ast.Call)
+        and _called_name(value) in ("create_task", "ensure_future", "start_soon")
+        for name in _names_in(target)
+    }
 
 
 def _keeps_task(call: ast.expr, tasks: set[str]) -> bool:
