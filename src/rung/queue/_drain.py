@@ -6,10 +6,10 @@
 
 Each round: take entries a dead drain left behind (idle past `claim_idle`), else read up
 to a batch of new ones (waiting at most `max_wait` to fill it); pace; write the batch;
-acknowledge what was written, only after the sink's commit. Two batches are written at
-once (`WRITERS`), each in its own transaction: while PostgreSQL commits one, the next is
-read from the queue and encoded. While a batch is being written its entries are renewed,
-so a slow batch is never taken by another drain.
+acknowledge what was written, only after the sink's commit. `WORKERS` rounds run at once,
+each batch in its own transaction: while PostgreSQL commits one, the queue hands out the
+next and Python encodes another. From the moment a batch is taken until it is acknowledged
+its entries are renewed, so a slow batch is never taken by another drain.
 
 A write that fails is classified (`rung.queue._faults`): an outage is waited out with the
 batch held, a growing pause between tries; an error that points at the data splits the
@@ -43,7 +43,7 @@ from rung.types import DrainStats
 
 log = logging.getLogger("rung.drain")
 
-WRITERS = 2  # batches written at once (see run)
+WORKERS = 2  # batches taken, written and acknowledged at once (see run)
 _FORGET_EVERY = 30.0  # seconds between sweeps of consumers that left nothing behind
 _PAUSE_FIRST, _PAUSE_MOST = 0.05, 2.0  # seconds between tries of a failed batch
 
@@ -106,6 +106,7 @@ class Drain:
         self._stats = _Counts()
         self._stopping = asyncio.Event()
         self._backoff = Backoff(first=_PAUSE_FIRST, most=_PAUSE_MOST)
+        self._due = {"reclaim": 0.0, "forget": 0.0}  # when run() next looks (monotonic s)
 
     def stop(self) -> None:
         """Finish the batches in flight (write, acknowledge), then return from `run()`. A
@@ -132,44 +133,48 @@ class Drain:
     async def run(self) -> None:
         """Drain until `stop()` or cancellation. A broker or sink outage is waited out
         (nothing is acknowledged meanwhile), not raised."""
-        broker = self.broker
-        next_reclaim = next_forget = 0.0
-        backoff = Backoff(first=0.05, most=1.0)
-        # Up to WRITERS batches are written at once, each in its own transaction: while
-        # PostgreSQL commits one, the next is read from the queue and encoded.
-        writing: set[asyncio.Task[None]] = set()
+        # WORKERS loops, each taking a batch, writing it in its own transaction and
+        # acknowledging it: while PostgreSQL commits one batch, Redis hands out the next
+        # and Python encodes another, so no one of them waits for the other two.
+        self._due = {"reclaim": 0.0, "forget": 0.0}
+        workers = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
         try:
-            while not self._stopping.is_set():
-                try:
-                    await _finished(writing, least=len(writing) - WRITERS + 1)
-                    now = time.monotonic()
-                    batch: list[Delivery] = []
-                    if now >= next_reclaim:
-                        next_reclaim = now + self.claim_idle / 2
-                        count = self.pacer.batch(self.batch_size)
-                        batch = await broker.reclaim(self.consumer, idle=self.claim_idle,
-                                                     count=count)  # fmt: skip
-                        self._stats.reclaimed += len(batch)
-                    if now >= next_forget:
-                        next_forget = now + _FORGET_EVERY
-                        await broker.forget(idle=max(60.0, 10 * self.claim_idle))
-                    if not batch:
-                        batch = await self._collect()
-                    if batch:
-                        writing.add(asyncio.create_task(self._handle(batch)))
-                    backoff.reset()
-                except QueueError as e:  # unreachable, or (rarely) a command it refused
-                    pause = backoff.next()
-                    log.warning("the queue failed, retrying in %.2fs: %s", pause, e)
-                    await self._pause(pause)
-            with contextlib.suppress(QueueError):  # unacknowledged: back after claim_idle
-                await _finished(writing, least=len(writing))  # stopped: finish what is written
+            await asyncio.gather(*workers)
         finally:
             # Cancelled: what was being written comes back after claim_idle, and what was
             # committed already is skipped by key.
-            for task in writing:
-                task.cancel()
-            await asyncio.gather(*writing, return_exceptions=True)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _work(self) -> None:
+        backoff = Backoff(first=0.05, most=1.0)
+        while not self._stopping.is_set():
+            try:
+                batch = await self._take()
+                if batch:
+                    await self._handle(batch)
+                backoff.reset()
+            except QueueError as e:  # unreachable, or (rarely) a command it refused
+                pause = backoff.next()  # stopped: unacknowledged, back after claim_idle
+                log.warning("the queue failed, retrying in %.2fs: %s", pause, e)
+                await self._pause(pause)
+
+    async def _take(self) -> list[Delivery]:
+        """The next batch: entries a dead drain left behind, when it is time to look for
+        them (every `claim_idle / 2` seconds), else new ones."""
+        broker, due, now = self.broker, self._due, time.monotonic()
+        if now >= due["reclaim"]:
+            due["reclaim"] = now + self.claim_idle / 2
+            count = self.pacer.batch(self.batch_size)
+            batch = await broker.reclaim(self.consumer, idle=self.claim_idle, count=count)
+            self._stats.reclaimed += len(batch)
+            if batch:
+                return batch
+        if now >= due["forget"]:
+            due["forget"] = now + _FORGET_EVERY
+            await broker.forget(idle=max(60.0, 10 * self.claim_idle))
+        return await self._collect()
 
     async def _collect(self) -> list[Delivery]:
         """New entries: as many as are there up to a batch, else wait up to `max_wait`
@@ -189,10 +194,10 @@ class Drain:
 
     async def _handle(self, batch: list[Delivery]) -> None:
         broker = self.broker
-        await self.pacer.wait(len(batch))
         written = asyncio.Event()
         renewing = asyncio.create_task(self._renew([d.ref for d in batch], written))
         try:
+            await self.pacer.wait(len(batch))
             failures = await self._write_until_done(batch)
         finally:
             written.set()  # the renewer stops between renewals, never inside a Redis call
@@ -289,15 +294,3 @@ class Drain:
     async def _pause(self, seconds: float) -> None:
         """Sleep, but wake at once on `stop()`."""
         await wait_set(self._stopping, seconds)
-
-
-async def _finished(tasks: set[asyncio.Task[None]], *, least: int) -> None:
-    """Wait until at least `least` of `tasks` are done; drop every done one from `tasks`,
-    raising the first error among them (a QueueError of its acknowledgement)."""
-    while sum(t.done() for t in tasks) < least:
-        pending = [t for t in tasks if not t.done()]
-        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-    done = [t for t in tasks if t.done()]
-    tasks.difference_update(done)
-    for task in done:
-        task.result()

@@ -99,23 +99,34 @@ class TableSink:
 
 def copy_text(batch: Sequence[Delivery], columns: Sequence[str]) -> bytes:
     """`batch` as COPY's text format: a line per event, its `columns` tab-separated."""
-    lines: list[str] = []
-    append, loads = lines.append, orjson.loads
     pick = itemgetter(*columns)
-    many = len(columns) > 1
-    for delivery in batch:
-        event = loads(delivery.raw)
+    lines: list[str] = []
+    # CHUNK events parsed at once as one JSON array: a third of the time of a parse per
+    # event, and few enough objects alive at once to leave the collector idle
+    for start in range(0, len(batch), CHUNK):
+        raws = [d.raw for d in batch[start : start + CHUNK]]
+        joined = b",".join(raws)
+        try:
+            events = orjson.loads(b"[" + joined + b"]")
+        except orjson.JSONDecodeError:
+            events = []
+        if len(events) != len(raws):  # an entry that is not one JSON value: raise at it
+            events = [orjson.loads(raw) for raw in raws]
         try:  # the fast way, when every column is there: most events
-            picked = pick(event)
-            values: Sequence[Any] = picked if many else (picked,)
+            rows = list(map(pick, events)) if len(columns) > 1 else [(pick(e),) for e in events]
         except KeyError:
-            values = [event.get(c) for c in columns]
-        if b"\\" in delivery.raw:  # JSON escapes every backslash, tab and line break
-            append("\t".join(map(_field, values)))
-        else:  # so without one, no string needs escaping
-            append("\t".join([v if v.__class__ is str else _field(v) for v in values]))
-    append("")
+            rows = [[e.get(c) for c in columns] for e in events]
+        if b"\\" in joined:  # JSON escapes every backslash, tab and line break
+            lines += ["\t".join(map(_field, row)) for row in rows]
+        else:  # so without one, no string needs escaping: most chunks
+            lines += [
+                "\t".join([v if v.__class__ is str else _field(v) for v in row]) for row in rows
+            ]
+    lines.append("")
     return "\n".join(lines).encode()
+
+
+CHUNK = 200
 
 
 def _field(value: Any) -> str:
