@@ -107,6 +107,7 @@ class Drain:
         self._stopping = asyncio.Event()
         self._backoff = Backoff(first=_PAUSE_FIRST, most=_PAUSE_MOST)
         self._due = {"reclaim": 0.0, "forget": 0.0}  # when run() next looks (monotonic s)
+        self._taking = asyncio.Lock()
 
     def stop(self) -> None:
         """Finish the batches in flight (write, acknowledge), then return from `run()`. A
@@ -151,7 +152,8 @@ class Drain:
         backoff = Backoff(first=0.05, most=1.0)
         while not self._stopping.is_set():
             try:
-                batch = await self._take()
+                async with self._taking:  # one at a time: the loops stay out of step
+                    batch = await self._take()
                 if batch:
                     await self._handle(batch)
                 backoff.reset()
