@@ -253,6 +253,38 @@ def test_a_container_of_another_module_changed_here_is_reported_here(tmp_path: P
     assert found == [("views.py", 6, "RUNG101"), ("views.py", 7, "RUNG101")]
 
 
+def test_objects_that_live_as_long_as_the_process_are_found_across_the_tree(
+    tmp_path: Path,
+) -> None:
+    """An instance bound to a global inside a function (`global store`), an object a
+    long-lived one keeps on `self`, and a mapping of any class stored into by key: each
+    is state of the process. The same classes made per request are not."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "store.py").write_text(
+        "class Model(dict):\n    pass\n\n\n"
+        "class Journal:\n"
+        "    def __init__(self):\n        self.lines = []\n\n"
+        "    def write(self, line):\n        self.lines.append(line)\n\n\n"
+        "class Store:\n"
+        "    def __init__(self):\n"
+        "        self.data = Model()\n        self.journal = Journal()\n\n"
+        "    def add(self, key, value):\n"
+        "        self.data['watching'][key] = value\n"
+        "        self.journal.write(key)\n\n\n"
+        "class Draft:\n"
+        "    def __init__(self):\n        self.data = Model()\n\n"
+        "    def add(self, key, value):\n        self.data[key] = value\n"
+    )
+    (tmp_path / "app" / "main.py").write_text(
+        "from app.store import Draft, Store\n\nstore = None\n\n\n"
+        "def main():\n    global store\n    store = Store()\n\n\n"
+        "def view(key):\n    store.add(key, 1)\n    draft = Draft()\n    draft.add(key, 2)\n\n\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
+    found = [(Path(f.path).name, f.line, f.rule) for f in lint_paths([tmp_path])]
+    assert found == [("store.py", 10, "RUNG101"), ("store.py", 19, "RUNG101")]
+
+
 def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(
     tmp_path: Path,
 ) -> None:

@@ -29,6 +29,7 @@ from rung.state.lint._syntax import (
     _is_main_guard,
     _is_name,
     _keeps_task,
+    _keyed_on_self,
     _listens,
     _locals,
     _made_unique,
@@ -147,10 +148,7 @@ def lint_paths(paths: Iterable[Path]) -> list[Finding]:
         # Two passes, each reading the files (the second from the page cache): a scan of
         # what each module defines, then the check of each module with the whole known.
         scans = list(run(_scan, chunks))
-        tree = _Tree(
-            {key: kind for scan in scans for key, kind in scan.containers.items()},
-            frozenset().union(*(scan.long_lived for scan in scans)),
-        )
+        tree = _Tree.joined(scans)
         checked = [result for chunk in run(_check_files, chunks, tree) for result in chunk]
     findings += _final(checked)
     return sorted(findings, key=lambda f: (f.path, f.line, f.col, f.rule))
@@ -159,7 +157,7 @@ def lint_paths(paths: Iterable[Path]) -> list[Finding]:
 def lint_source(source: str, path: str) -> list[Finding]:
     """Findings for one module's source. Source that cannot be checked (a syntax error, a
     null byte, nesting deeper than the parser allows) is one RUNG000 finding."""
-    return _final([_check(source, path, _Tree({}, frozenset()))])
+    return _final([_check(source, path, _Tree({}, frozenset(), {}))])
 
 
 def _check_files(paths: list[Path], tree: _Tree) -> list[_Checked]:
@@ -335,7 +333,10 @@ class _Checker:
         if cls.name in self.long_lived:
             for attr, held in on_self.items():
                 if held and held != "cache":
-                    shared[attr] = f"{held} {attr} of the module-level {cls.name}"
+                    shared[attr] = f"{held} {attr} of the long-lived {cls.name}"
+            for attr in _keyed_on_self(methods) - shared.keys():  # a mapping of any class
+                if attr in on_self and on_self[attr] != "cache":
+                    shared[attr] = f"mapping {attr} of the long-lived {cls.name}"
         if shared:
             for method in methods:
                 if method.name != "__init__":

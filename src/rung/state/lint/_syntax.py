@@ -342,3 +342,20 @@ def _memory_db(call: ast.Call) -> bool:
 def _mem_url(call: ast.Call) -> bool:
     first = call.args[0] if call.args else None
     return isinstance(first, ast.Constant) and str(first.value).startswith("mem://")
+
+
+def _keyed_on_self(methods: list[_Function]) -> set[str]:
+    """The attributes of `self` that a method other than `__init__` stores into by key:
+    `self.data[k] = v`, `self.data["watching"][k] = v`."""
+    keyed: set[str] = set()
+    for method in methods:
+        if method.name == "__init__":
+            continue
+        for node in ast.walk(method):
+            if isinstance(node, ast.Assign | ast.AugAssign):
+                for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                    while isinstance(target, ast.Subscript):
+                        target = target.value
+                        if isinstance(target, ast.Attribute) and _is_name(target.value, "self"):
+                            keyed.add(target.attr)
+    return keyed

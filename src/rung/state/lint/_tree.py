@@ -50,8 +50,12 @@ _CONTAINER_LINE = re.compile(
     re.MULTILINE,
 )
 _INSTANCE_LINE = re.compile(
-    r"^[A-Za-z_]\w*[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(", re.MULTILINE
+    r"^([ \t]*)(self\.)?([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(",
+    re.MULTILINE,
 )
+# A function's `global NAME`: an instance it binds to NAME lives as long as the process too.
+_GLOBAL_LINE = re.compile(r"^[ \t]+global[ \t]+([\w, \t]+?)[ \t]*$", re.MULTILINE)
+_CLASS_LINE = re.compile(r"^class[ \t]+(\w+)", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +64,31 @@ class _Tree:
 
     containers: dict[tuple[str, str], str]  # (module's last name, variable) -> its kind
     long_lived: frozenset[str]  # classes with a module-level instance
+    held: dict[str, frozenset[str]]  # class -> the classes it makes and keeps on self
+
+    @staticmethod
+    def joined(parts: list[_Tree]) -> _Tree:
+        """One tree of the scans of its parts. A class whose instance a long-lived object
+        keeps on `self` (a queue inside a module-level manager) is long-lived too."""
+        held: dict[str, set[str]] = {}
+        for part in parts:
+            for owner, classes in part.held.items():
+                held.setdefault(owner, set()).update(classes)
+        long_lived = set().union(*(part.long_lived for part in parts))
+        pending = list(long_lived)
+        while pending:
+            for kept in held.get(pending.pop(), ()):
+                if kept not in long_lived:
+                    long_lived.add(kept)
+                    pending.append(kept)
+        containers = {key: kind for part in parts for key, kind in part.containers.items()}
+        return _Tree(containers, frozenset(long_lived), {})
 
 
 def _scan(paths: list[Path]) -> _Tree:
     containers: dict[tuple[str, str], str] = {}
     long_lived: set[str] = set()
+    held: dict[str, set[str]] = {}
     for path in paths:
         source = _read(path)
         if not isinstance(source, str):
@@ -74,8 +98,19 @@ def _scan(paths: list[Path]) -> _Tree:
             opener = match.group(2)
             kind = {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
             containers[(module, match.group(1))] = kind
-        long_lived.update(m.group(1) for m in _INSTANCE_LINE.finditer(source))
-    return _Tree(containers, frozenset(long_lived))
+        declared = {
+            name.strip() for m in _GLOBAL_LINE.finditer(source) for name in m.group(1).split(",")
+        }
+        classes = [(m.start(), m.group(1)) for m in _CLASS_LINE.finditer(source)]
+        for m in _INSTANCE_LINE.finditer(source):
+            indent, on_self, name, made = m.groups()
+            if on_self:  # kept by the object of the class whose body this line is in
+                owner = next((c for at, c in reversed(classes) if at < m.start()), None)
+                if owner is not None:
+                    held.setdefault(owner, set()).add(made)
+            elif not indent or name in declared:
+                long_lived.add(made)
+    return _Tree(containers, frozenset(long_lived), {k: frozenset(v) for k, v in held.items()})
 
 
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
