@@ -239,9 +239,7 @@ def test_an_ignore_comment_counts_lines_as_python_does() -> None:
 def test_a_container_of_another_module_changed_here_is_reported_here(tmp_path: Path) -> None:
     """`from app.state import registry` or `from app import state`, then a handler changes
     it: module state, though defined in another module of the tree."""
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "state.py").write_text("registry = {}\nCONFIG = ('a', 'b')\n")
-    (tmp_path / "app" / "views.py").write_text(
+    views = (
         "from app import state\nfrom app.state import CONFIG, registry\n\n\n"
         "def register(key, value):\n"
         "    registry[key] = value\n"
@@ -249,8 +247,18 @@ def test_a_container_of_another_module_changed_here_is_reported_here(tmp_path: P
         "    local = {}\n"
         "    local[key] = CONFIG\n"
     )
-    found = [(Path(f.path).name, f.line, f.rule) for f in lint_paths([tmp_path])]
+    found = lint_app(
+        tmp_path, {"state.py": "registry = {}\nCONFIG = ('a', 'b')\n", "views.py": views}
+    )
     assert found == [("views.py", 6, "RUNG101"), ("views.py", 7, "RUNG101")]
+
+
+def lint_app(root: Path, modules: dict[str, str]) -> list[tuple[str, int, str]]:
+    """Lint a package `app` of `modules` (name -> source) under `root`: (file, line, rule)."""
+    (root / "app").mkdir()
+    for name, source in modules.items():
+        (root / "app" / name).write_text(source)
+    return [(Path(f.path).name, f.line, f.rule) for f in lint_paths([root])]
 
 
 def test_objects_that_live_as_long_as_the_process_are_found_across_the_tree(
@@ -259,8 +267,7 @@ def test_objects_that_live_as_long_as_the_process_are_found_across_the_tree(
     """An instance bound to a global inside a function (`global store`), an object a
     long-lived one keeps on `self`, and a mapping of any class stored into by key: each
     is state of the process. The same classes made per request are not."""
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "store.py").write_text(
+    store = (
         "class Model(dict):\n    pass\n\n\n"
         "class Journal:\n"
         "    def __init__(self):\n        self.lines = []\n\n"
@@ -275,13 +282,13 @@ def test_objects_that_live_as_long_as_the_process_are_found_across_the_tree(
         "    def __init__(self):\n        self.data = Model()\n\n"
         "    def add(self, key, value):\n        self.data[key] = value\n"
     )
-    (tmp_path / "app" / "main.py").write_text(
+    main = (
         "from app.store import Draft, Store\n\nstore = None\n\n\n"
         "def main():\n    global store\n    store = Store()\n\n\n"
         "def view(key):\n    store.add(key, 1)\n    draft = Draft()\n    draft.add(key, 2)\n\n\n"
         "if __name__ == '__main__':\n    main()\n"
     )
-    found = [(Path(f.path).name, f.line, f.rule) for f in lint_paths([tmp_path])]
+    found = lint_app(tmp_path, {"store.py": store, "main.py": main})
     assert found == [("store.py", 10, "RUNG101"), ("store.py", 19, "RUNG101")]
 
 

@@ -74,13 +74,7 @@ class _Tree:
         for part in parts:
             for owner, classes in part.held.items():
                 held.setdefault(owner, set()).update(classes)
-        long_lived = set().union(*(part.long_lived for part in parts))
-        pending = list(long_lived)
-        while pending:
-            for kept in held.get(pending.pop(), ()):
-                if kept not in long_lived:
-                    long_lived.add(kept)
-                    pending.append(kept)
+        long_lived = _closure(held, set().union(*(part.long_lived for part in parts)))
         containers = {key: kind for part in parts for key, kind in part.containers.items()}
         return _Tree(containers, frozenset(long_lived), {})
 
@@ -152,16 +146,21 @@ def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
             forward.setdefault(caller, set()).add(callee)
     # A root: nothing calls it, or it calls its own name (recursion, or a handler `load()`
     # that calls `model.load()`: bare names cannot tell, so it counts as a root).
-    pending = [
+    roots = {
         caller for caller, callees in forward.items()
         if caller not in allowed and (caller not in graph or caller in callees)
-    ]  # fmt: skip
-    reached = set(pending)
+    }  # fmt: skip
+    return _closure(forward, roots)
+
+
+def _closure(edges: dict[str, set[str]], start: set[str]) -> set[str]:
+    """`start` and everything reached from it along `edges`."""
+    reached, pending = set(start), list(start)
     while pending:
-        for callee in forward.get(pending.pop(), ()):
-            if callee not in reached:
-                reached.add(callee)
-                pending.append(callee)
+        for node in edges.get(pending.pop(), ()):
+            if node not in reached:
+                reached.add(node)
+                pending.append(node)
     return reached
 
 
