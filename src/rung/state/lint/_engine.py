@@ -28,6 +28,7 @@ from rung.state.lint._syntax import (
     _globals,
     _is_main_guard,
     _is_name,
+    _items_of,
     _keeps_task,
     _keyed_on_self,
     _listens,
@@ -236,6 +237,7 @@ class _Checker:
         self.overridden: dict[int, str] = {}  # id() of a default -> the variable that overrides it
         self.keys: set[int] = set()  # id() of strings that name, test or build, not set
         self.facts: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
+        self.items: dict[int, dict[str, str]] = {}  # per function: see _items_of
 
     def check(self, tree: ast.Module) -> None:
         nodes = list(ast.walk(tree))
@@ -472,6 +474,13 @@ class _Checker:
                 self._state(node, fn, "RUNG101", f"module-level {kind} '{target.value.id}."
                           f"{target.attr}' is changed inside {fn.name}()")  # fmt: skip
             return
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+            held = self._items(fn).get(target.value.id)  # terminal = terminals.get(key)
+            if held in self.module_state and not _registers(fn):
+                of = f"an item of the module-level {self.module_state[held]} '{held}'"
+                changed = f"{ast.unparse(target)}, of {of}, is changed inside {fn.name}()"
+                self._state(node, fn, "RUNG101", changed)
+                return
         if isinstance(target, ast.Name) and target.id in self.module_state:
             name = target.id
             if name in _locals(fn) or _registers(fn):
@@ -533,6 +542,12 @@ class _Checker:
         if _from_request_files(receiver) or _names_a_path(target):
             return target
         return None
+
+    def _items(self, fn: _Function) -> dict[str, str]:
+        """`_items_of(fn)`, worked out once per function."""
+        if id(fn) not in self.items:
+            self.items[id(fn)] = _items_of(fn)
+        return self.items[id(fn)]
 
     def _facts(self, fn: _Function, find: Callable[[_Function], set[str]]) -> set[str]:
         """`find(fn)`, worked out once per function (a call asks for each of its calls)."""

@@ -359,3 +359,24 @@ def _keyed_on_self(methods: list[_Function]) -> set[str]:
                         if isinstance(target, ast.Attribute) and _is_name(target.value, "self"):
                             keyed.add(target.attr)
     return keyed
+
+
+def _items_of(fn: _Function) -> dict[str, str]:
+    """The names `fn` binds to an item of a container that a bare name holds, with that
+    name: `terminal = terminals[key]`, `.get(key)`, `.setdefault(key, ...)`."""
+    items: dict[str, str] = {}
+    for node in ast.walk(fn):
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
+            continue
+        target, value = node.targets[0], node.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            if value.func.attr not in ("get", "setdefault"):
+                continue
+            value = value.func.value
+        elif isinstance(value, ast.Subscript):
+            value = value.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and isinstance(value, ast.Name):
+            items[target.id] = value.id
+    return items
