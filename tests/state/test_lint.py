@@ -90,7 +90,30 @@ def test_json_output_lists_every_finding() -> None:
     done = rung("lint", str(FIXTURES), "--format", "json")
     rows = json.loads(done.stdout)
     assert len(rows) == len(lint_paths([FIXTURES]))
-    assert set(rows[0]) == {"path", "line", "col", "rule", "name", "message", "fix"}
+    assert set(rows[0]) == {
+        "path", "line", "col", "rule", "name", "message", "fix", "via", "safe_when",
+    }  # fmt: skip
+
+
+def test_a_finding_names_the_calls_that_reach_it_and_the_setting_that_makes_it_safe(
+    tmp_path: Path,
+) -> None:
+    views = (
+        "import os\n\nseen = {}\n"
+        "DATABASE_URL = os.getenv('DATABASE_URL') or 'sqlite:///app.db'\n\n\n"
+        "def view(key):\n    return service(key)\n\n\n"
+        "def service(key):\n    remember(key)\n\n\n"
+        "def remember(key):\n    seen[key] = True\n"
+    )
+    lint_app(tmp_path, {"views.py": views})
+    done = rung("lint", str(tmp_path), "--format", "json")
+    rows = {row["rule"]: row for row in json.loads(done.stdout)}
+    found = (rows["RUNG101"]["line"], rows["RUNG101"]["via"])
+    assert found == (16, ["view", "service", "remember"])
+    assert (rows["RUNG202"]["safe_when"], rows["RUNG202"]["via"]) == ("DATABASE_URL", [])
+    text = rung("lint", str(tmp_path)).stdout
+    assert "via: view() -> service() -> remember()" in text
+    assert "safe when: DATABASE_URL names a shared server" in text
 
 
 def test_sarif_output_validates_against_the_sarif_2_1_0_schema() -> None:

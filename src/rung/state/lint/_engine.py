@@ -583,7 +583,7 @@ class _Checker:
         setting = self.overridden.get(id(node))
         if setting is not None:
             what += f" (config-dependent: safe when {setting} names a shared server)"
-        self._add(node, rule, f"{value!r}: {what}")
+        self._add(node, rule, f"{value!r}: {what}", safe_when=setting)
 
     def _assigned(self, name: str, value: ast.expr, fn: _Function | None) -> None:
         """`name = value` (a variable, an attribute, a dict key, a keyword): a secret made
@@ -618,7 +618,7 @@ class _Checker:
             if storage is None:
                 self._add(call, "RUNG106", "a rate limiter with no storage_uri counts in "
                           "process memory (config-dependent: safe when RATELIMIT_STORAGE_URI "
-                          "names Redis)")  # fmt: skip
+                          "names Redis)", safe_when="RATELIMIT_STORAGE_URI")  # fmt: skip
             elif isinstance(storage, ast.Constant) and str(storage.value).startswith("memory"):
                 self._add(call, "RUNG106", "a rate limiter on memory:// counts per process")
         elif name.startswith("quart_rate_limiter") and "store" not in given:
@@ -797,10 +797,10 @@ class _Checker:
         self._add(node, rule, message)
         self.conditional.append((self.findings.pop(), fn.name, _AT_START))
 
-    def _add(self, node: ast.AST, rule: str, message: str) -> None:
+    def _add(self, node: ast.AST, rule: str, message: str, *, safe_when: str | None = None) -> None:
         line = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 0) + 1
-        finding = Finding(self.path, line, col, rule, message)
+        finding = Finding(self.path, line, col, rule, message, safe_when=safe_when)
         if not rule.startswith("RUNG3"):
             self.findings.append(finding)
         elif self.function is not None:  # a timer: not when only a script's main starts it

@@ -14,8 +14,14 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
 def text(findings: list[Finding]) -> str:
-    lines = [f"{f.path}:{f.line}:{f.col}: {f.rule} {f.message}\n    fix: {f.fix}"
-             for f in findings]  # fmt: skip
+    lines = []
+    for f in findings:
+        lines.append(f"{f.path}:{f.line}:{f.col}: {f.rule} {f.message}")
+        if f.via:
+            lines.append(f"    via: {_calls(f.via)}")
+        if f.safe_when:
+            lines.append(f"    safe when: {f.safe_when} names a shared server")
+        lines.append(f"    fix: {f.fix}")
     files = len({f.path for f in findings})
     lines.append(f"{len(findings)} finding(s) in {files} file(s)" if findings else "no findings")
     return "\n".join(lines) + "\n"
@@ -23,7 +29,8 @@ def text(findings: list[Finding]) -> str:
 
 def json(findings: list[Finding]) -> str:
     rows = [{"path": f.path, "line": f.line, "col": f.col, "rule": f.rule,
-             "name": RULES[f.rule].name, "message": f.message, "fix": f.fix}
+             "name": RULES[f.rule].name, "message": f.message, "fix": f.fix,
+             "via": list(f.via), "safe_when": f.safe_when}
             for f in findings]  # fmt: skip
     return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n"
 
@@ -46,6 +53,7 @@ def sarif(findings: list[Finding], *, version: str) -> str:
             "ruleIndex": ids.index(f.rule),
             "level": "error" if f.rule == "RUNG000" else "warning",
             "message": {"text": f"{f.message}. Fix: {f.fix}"},
+            "properties": {"via": list(f.via), "safeWhen": f.safe_when},
             "locations": [
                 {
                     "physicalLocation": {
@@ -74,6 +82,12 @@ def sarif(findings: list[Finding], *, version: str) -> str:
         ],
     }
     return orjson.dumps(log, option=orjson.OPT_INDENT_2).decode() + "\n"
+
+
+def _calls(via: tuple[str, ...]) -> str:
+    """`view() -> helper()`; a path that starts at import or startup says so."""
+    roots = {"<startup>": "import or startup", "<main>": "__main__"}
+    return " -> ".join(roots.get(name, f"{name}()") for name in via)
 
 
 def _uri(path: str) -> str:

@@ -89,6 +89,8 @@ class Finding:
     col: int  # 1-based
     rule: str
     message: str
+    via: tuple[str, ...] = ()  # the calls from an entry point to the function it is in
+    safe_when: str | None = None  # the setting that makes it safe, when one does
 
     @property
     def fix(self) -> str:

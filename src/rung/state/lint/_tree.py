@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ class _Tree:
         for part in parts:
             for owner, classes in part.held.items():
                 held.setdefault(owner, set()).update(classes)
-        long_lived = _closure(held, set().union(*(part.long_lived for part in parts)))
+        long_lived = set(_closure(held, set().union(*(part.long_lived for part in parts))))
         containers = {key: kind for part in parts for key, kind in part.containers.items()}
         return _Tree(containers, frozenset(long_lived), {})
 
@@ -110,6 +111,7 @@ def _scan(paths: list[Path]) -> _Tree:
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
 _AT_START, _IN_MAIN = frozenset({_STARTUP, _MAIN}), frozenset({_MAIN})
 Graph = dict[str, set[str]]  # a function's name -> its callers' names (or _STARTUP, _MAIN)
+Reached = dict[str, str | None]  # a function reached -> its caller on the way (None: a root)
 
 
 @dataclass(slots=True)
@@ -126,20 +128,23 @@ class _Checked:
     calls: Graph = field(default_factory=dict)
     ignored: dict[int, set[str]] = field(default_factory=dict)
 
-    def final(self, graph: Graph, reached: dict[frozenset[str], set[str]]) -> list[Finding]:
+    def final(self, graph: Graph, reached: dict[frozenset[str], Reached]) -> list[Finding]:
         """The findings that stand, given the tree's `graph` and what it `reached` from
-        roots outside each allowed set (`_reached`)."""
-        kept = self.findings + [
-            f for f, function, allowed in self.conditional
-            if function not in graph or function in reached[allowed]
-        ]  # fmt: skip
+        roots outside each allowed set (`_reached`). A finding in a function that is not a
+        root carries the path of calls that leads to it."""
+        kept = list(self.findings)
+        for finding, function, allowed in self.conditional:
+            if function not in graph:
+                kept.append(finding)
+            elif function in reached[allowed]:
+                kept.append(replace(finding, via=_path(reached[allowed], function)))
         return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
 
 
-def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
-    """The functions some path of calls reaches from a root outside `allowed`: a function
-    nothing in the tree calls (a route handler, called by the framework), or a root the
-    set leaves out."""
+def _reached(graph: Graph, allowed: frozenset[str]) -> Reached:
+    """The functions some path of calls reaches from a root outside `allowed` (a function
+    nothing in the tree calls: a route handler, called by the framework; or a root the set
+    leaves out), each with its caller on the first path found (None for a root)."""
     forward: dict[str, set[str]] = {}
     for callee, callers in graph.items():
         for caller in callers:
@@ -153,15 +158,26 @@ def _reached(graph: Graph, allowed: frozenset[str]) -> set[str]:
     return _closure(forward, roots)
 
 
-def _closure(edges: dict[str, set[str]], start: set[str]) -> set[str]:
-    """`start` and everything reached from it along `edges`."""
-    reached, pending = set(start), list(start)
+def _closure(edges: dict[str, set[str]], start: set[str]) -> dict[str, str | None]:
+    """`start` and everything reached from it along `edges`, each with the node it was
+    first reached from (None for `start`)."""
+    reached: dict[str, str | None] = dict.fromkeys(start)
+    pending = deque(sorted(start))  # breadth first: the shortest path to each
     while pending:
-        for node in edges.get(pending.pop(), ()):
-            if node not in reached:
-                reached.add(node)
-                pending.append(node)
+        node = pending.popleft()
+        for nxt in edges.get(node, ()):
+            if nxt not in reached:
+                reached[nxt] = node
+                pending.append(nxt)
     return reached
+
+
+def _path(reached: Reached, function: str) -> tuple[str, ...]:
+    """The calls from a root to `function` (empty when it is a root itself)."""
+    path = [function]
+    while (caller := reached.get(path[-1])) is not None and caller not in path:
+        path.append(caller)
+    return tuple(reversed(path)) if len(path) > 1 else ()
 
 
 def _final(checked: list[_Checked]) -> list[Finding]:
