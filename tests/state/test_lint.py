@@ -11,6 +11,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+import rung.state.lint as rung_lint
 from rung.state.lint import MAX_FILE_BYTES, RULES, lint_paths, lint_source
 from tests.helpers import rung
 
@@ -47,6 +48,30 @@ def test_clean_code_has_no_findings() -> None:
 def test_every_rule_of_the_three_families_is_exercised() -> None:
     exercised = set().union(*({r for _, r in expected(FIXTURES / n)} for n in TRAPS))
     assert exercised == set(RULES)
+
+
+def test_each_rule_is_a_module_of_its_own_with_its_id_and_checks() -> None:
+    """The rules are plug-ins: a module each under `_rules`, named for its rule, holding
+    its metadata and at least one hook; the package finds them all."""
+    folder = Path(rung_lint.__file__).parent / "_rules"
+    modules = sorted(p.stem for p in folder.glob("rung[0-9][0-9][0-9]_*.py"))
+    assert [m[:7].upper() for m in modules] == sorted(set(RULES) - {"RUNG000"})
+    hooks = {"on_call", "on_change", "on_global", "on_function", "on_string", "on_assigned",
+             "on_module_cache"}  # fmt: skip
+    for module in modules:
+        source = (folder / f"{module}.py").read_text()
+        assert f'"{module[:7].upper()}", "{RULES[module[:7].upper()].name}"' in source
+        assert any(f"def {hook}(" in source for hook in hooks), module
+
+
+def test_one_line_can_carry_findings_of_several_rules() -> None:
+    source = (
+        "import shelve\n\nsessions = {}\n\n\n"
+        "def login(user, path):\n    sessions[user] = shelve.open(path)\n"
+    )
+    assert sorted(f.rule for f in lint_source(source, "m.py") if f.line == 7) == [
+        "RUNG103", "RUNG202",
+    ]  # fmt: skip
 
 
 def test_an_ignore_comment_drops_only_the_named_rules_on_its_line() -> None:

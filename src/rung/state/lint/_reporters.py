@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 
-from rung.state.lint._rules import RULES, Finding
+from rung.state.lint._finding import Finding
+from rung.state.lint._rules import RULES
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 

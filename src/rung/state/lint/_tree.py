@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.state.lint._files import NotAnalysable, read_source
-from rung.state.lint._rules import Finding
+from rung.state.lint._finding import Finding
 
 _PARALLEL_FROM = 400  # files: below this, starting worker processes costs more than it saves
 _CHUNK = 64  # files per task sent to a worker
@@ -165,7 +165,7 @@ def _closure(edges: dict[str, set[str]], start: set[str]) -> dict[str, str | Non
     pending = deque(sorted(start))  # breadth first: the shortest path to each
     while pending:
         node = pending.popleft()
-        for nxt in edges.get(node, ()):
+        for nxt in sorted(edges.get(node, ())):  # the same path on every run
             if nxt not in reached:
                 reached[nxt] = node
                 pending.append(nxt)

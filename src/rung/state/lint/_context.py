@@ -1,0 +1,522 @@
+"""The shared context every rule of `rung lint` checks a module with (`ModuleContext`): its
+imports and qualified names, the state it defines (module containers, class and long-lived
+attributes, from the scan of the whole tree), its loops and startup contexts, its part of
+the call graph; and the walk that hands each piece of syntax to the rules' hooks (see
+`_rules`), with what the context knows of it: a call with its qualified name, a state
+change with what it changes, a string, a setting.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rung.state.lint._finding import Finding
+from rung.state.lint._rules import HOOKS
+from rung.state.lint._syntax import (
+    _app_builders,
+    _called_name,
+    _connects,
+    _Function,
+    _globals,
+    _is_main_guard,
+    _is_name,
+    _items_of,
+    _keeps_task,
+    _keyed_on_self,
+    _listens,
+    _locals,
+    _on_app,
+    _registers,
+    _sqlite_file_url,
+    _target_name,
+    _task_names,
+)  # fmt: skip
+from rung.state.lint._tree import _AT_START, _IN_MAIN, _MAIN, _STARTUP, Graph, _Tree
+
+_CONTAINER_CALLS = {
+    "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
+    "collections.Counter", "collections.deque", "collections.ChainMap",
+}  # fmt: skip
+# Calls that put something into a container: where per-process state is made. Removals
+# (pop, discard, del, clear) are not reported: they undo what an addition, reported there,
+# made.
+_MUTATORS = {
+    "append", "extend", "insert", "update", "setdefault", "add", "appendleft", "extendleft",
+    "sort", "reverse", "difference_update", "intersection_update", "symmetric_difference_update",
+}  # fmt: skip
+CACHE_CLASSES = {
+    "cachetools.TTLCache", "cachetools.LRUCache", "cachetools.LFUCache", "cachetools.Cache",
+    "cachetools.TLRUCache", "cachetools.FIFOCache", "expiringdict.ExpiringDict",
+    "aiocache.SimpleMemoryCache", "aiocache.Cache",
+}  # fmt: skip
+_SLEEPS = {"asyncio.sleep", "time.sleep", "anyio.sleep", "trio.sleep"}
+_STARTUP_DECORATORS = {
+    "before_serving", "before_first_request", "on_startup", "before_server_start",
+    "after_server_start", "main_process_start",
+}  # fmt: skip
+_ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+_TEST_MODULE = re.compile(r"^(test_.*|.*_test\.py|conftest\.py|tests\.py)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A state change in function `fn` at `node`: `what` is changed (or `set`, `verb`);
+    `session` names the module container when its name says it keeps sessions."""
+
+    node: ast.AST
+    fn: _Function
+    what: str
+    verb: str = "changed"
+    session: str | None = None
+
+
+class ModuleContext:
+    """One module, checked with what the scan of its `tree` found (see the module
+    docstring). The rules report through `report` and `state`."""
+
+    def __init__(self, path: str, tree: _Tree) -> None:
+        self.path = path
+        self.shared = tree.containers
+        self.long_lived = tree.long_lived
+        self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
+        self.findings: list[Finding] = []
+        self.conditional: list[tuple[Finding, str, frozenset[str]]] = []  # see _Checked
+        self.calls: Graph = {}  # see _Checked
+        self.main: set[int] = set()  # id() of the nodes under `if __name__ == "__main__":`
+        self.function: _Function | None = None  # the function the walk is in
+        self.any_global = False  # does the module declare a global anywhere?
+        self.starting: dict[int, bool] = {}  # id() of a function -> at_startup(it)
+        self.testing = bool(_TEST_MODULE.match(Path(path).name))  # its calls do not count
+        self.modules: dict[str, str] = {}  # a name bound to a module of the tree -> its last name
+        self.imports: dict[str, str] = {}  # local name -> dotted origin
+        self.module_state: dict[str, str] = {}  # module-level mutable name -> its kind
+        self.loops: set[str] = set()  # module functions that run a periodic loop
+        self.startup: set[str] = set()  # functions registered to run at startup
+        self.overridden: dict[int, str] = {}  # id() of a default -> the variable that overrides it
+        self.keys: set[int] = set()  # id() of strings that name, test or build, not set
+        self.memo: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
+        self.items: dict[int, dict[str, str]] = {}  # per function: see _items_of
+
+    # --- what the rules report with ---------------------------------------------------------
+
+    def report(
+        self, node: ast.AST, rule: str, message: str, *, safe_when: str | None = None
+    ) -> None:
+        """A finding at `node`. A timer (RUNG3xx) stands unless only a script's main starts
+        it (see _Checked)."""
+        line = getattr(node, "lineno", 1)
+        col = getattr(node, "col_offset", 0) + 1
+        finding = Finding(self.path, line, col, rule, message, safe_when=safe_when)
+        if not rule.startswith("RUNG3"):
+            self.findings.append(finding)
+        elif self.function is not None:
+            self.conditional.append((finding, self.function.name, _IN_MAIN))
+        elif id(node) not in self.main:
+            self.findings.append(finding)
+
+    def state(self, node: ast.AST, fn: _Function, rule: str, message: str) -> None:
+        """A state change in `fn`: a finding unless `fn` runs at startup (a registry filled
+        once, alike on every instance) or is only called there (see _Checked)."""
+        if self.at_startup(fn):
+            return
+        self.report(node, rule, message)
+        self.conditional.append((self.findings.pop(), fn.name, _AT_START))
+
+    def setting(self, node: ast.AST, rule: str, value: str, what: str) -> None:
+        """A string `value` that picks a local backend: where it is the default of an
+        environment variable, the finding names that variable."""
+        variable = self.overridden.get(id(node))
+        if variable is not None:
+            what += f" (config-dependent: safe when {variable} names a shared server)"
+        self.report(node, rule, f"{value!r}: {what}", safe_when=variable)
+
+    def qualname(self, node: ast.expr) -> str:
+        """`node`'s dotted name through the module's imports (`lc` of `from functools
+        import lru_cache as lc` is `functools.lru_cache`)."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Call):  # Path(...).write_text -> '().write_text'
+            return "()." + ".".join(reversed(parts))
+        if not isinstance(node, ast.Name):
+            return ".".join(reversed(parts))
+        head = self.imports.get(node.id, node.id)
+        return ".".join([head, *reversed(parts)])
+
+    def facts(self, fn: _Function, find: Callable[[_Function], set[str]]) -> set[str]:
+        """`find(fn)`, worked out once per function (a call asks for each of its calls)."""
+        key = (id(fn), find)
+        if key not in self.memo:
+            self.memo[key] = find(fn)
+        return self.memo[key]
+
+    def at_startup(self, fn: _Function) -> bool:
+        """`_starts(fn)`, worked out once per function."""
+        key = id(fn)
+        if key not in self.starting:
+            self.starting[key] = self._starts(fn)
+        return self.starting[key]
+
+    def declared(self, fn: _Function | None) -> set[str]:
+        """The globals `fn` declares (none: most modules have no `global` at all)."""
+        return self.facts(fn, _globals) if fn is not None and self.any_global else set()
+
+    def env_read(self, call: ast.Call) -> str | None:
+        """`os.environ.get("X", ...)` / `os.getenv("X")`: "X"."""
+        first = call.args[0] if call.args else None
+        if self.qualname(call.func) in _ENV_READS and isinstance(first, ast.Constant):
+            return str(first.value)
+        return None
+
+    # --- what the module defines ------------------------------------------------------------
+
+    def check(self, tree: ast.Module) -> None:
+        nodes = list(ast.walk(tree))
+        self.any_global = any(isinstance(node, ast.Global) for node in nodes)
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    self.imports[alias.asname or alias.name.split(".")[0]] = (
+                        alias.name if alias.asname else alias.name.split(".")[0]
+                    )
+            elif isinstance(node, ast.ImportFrom):
+                self._import_from(node)
+        for stmt in tree.body:
+            self._module_statement(stmt)
+        for node in nodes:
+            if isinstance(node, ast.ClassDef):
+                self._class(node)
+        for stmt in tree.body:
+            if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
+                self.main.update(id(n) for part in stmt.body for n in ast.walk(part))
+        defined = {node.name: node for node in nodes if isinstance(node, _Function)}
+        loops = [node.lineno for node in nodes if isinstance(node, ast.While)]
+        for node in nodes:
+            if (
+                isinstance(node, _Function)
+                and any(node.lineno <= line <= (node.end_lineno or line) for line in loops)
+                and self._periodic(node)
+            ):
+                if not _listens(node, defined):
+                    self.loops.add(node.name)
+            elif isinstance(node, ast.Call):
+                self.startup |= self._startup_hooks(node)
+        self._visit(tree)
+
+    def _import_from(self, node: ast.ImportFrom) -> None:
+        """`from pkg.state import cache` (a container of the tree: module state here too),
+        `from pkg import state` / `from . import state` (a module of the tree)."""
+        source = (node.module or "").rsplit(".", 1)[-1]
+        for alias in node.names:
+            local = alias.asname or alias.name
+            if node.module and not node.level:
+                self.imports[local] = f"{node.module}.{alias.name}"
+            kind = self.shared.get((source, alias.name))
+            if kind is not None:
+                self.module_state[local] = kind
+            elif any(module == alias.name for module, _ in self.shared):
+                self.modules[local] = alias.name
+
+    def _module_statement(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            return
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        if not names:
+            return
+        kind = self._container_kind(value)
+        if kind is None:
+            return
+        if kind == "cache":
+            for hook in HOOKS.on_module_cache:
+                hook(self, stmt, names[0])
+            return
+        for name in names:
+            self.module_state[name] = kind
+
+    def _class(self, cls: ast.ClassDef) -> None:
+        """The container attributes a method of `cls` may not change: class attributes
+        (shared by every instance in the process) that no method rebinds on `self`, and,
+        when an instance of `cls` lives as long as the process, the containers its methods
+        put on `self` and the mappings they store into by key."""
+        if any(_is_name(base, "type") for base in cls.bases):
+            return  # a metaclass: what it keeps is per class, filled as classes are made
+        methods = [m for m in cls.body if isinstance(m, _Function)]
+        on_self: dict[str, str | None] = {}  # attribute -> its kind when a container
+        for method in methods:
+            for node in ast.walk(method):
+                if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Attribute) and _is_name(t.value, "self"):
+                            kind = self._container_kind(node.value)
+                            on_self[t.attr] = on_self.get(t.attr) or kind
+        shared: dict[str, str] = {}
+        for stmt in cls.body:
+            if isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                kind = self._container_kind(stmt.value)
+                for t in targets:
+                    if kind and kind != "cache" and isinstance(t, ast.Name) and t.id not in on_self:
+                        shared[t.id] = f"class attribute {cls.name}.{t.id} ({kind})"
+        if cls.name in self.long_lived:
+            for attr, held in on_self.items():
+                if held and held != "cache":
+                    shared[attr] = f"{held} {attr} of the long-lived {cls.name}"
+            for attr in _keyed_on_self(methods) - shared.keys():  # a mapping of any class
+                if attr in on_self and on_self[attr] != "cache":
+                    shared[attr] = f"mapping {attr} of the long-lived {cls.name}"
+        if shared:
+            for method in methods:
+                if method.name != "__init__":
+                    self.owners[id(method)] = shared
+
+    def _container_kind(self, value: ast.expr) -> str | None:
+        if isinstance(value, ast.Dict | ast.DictComp):
+            return "dict"
+        if isinstance(value, ast.List | ast.ListComp):
+            return "list"
+        if isinstance(value, ast.Set | ast.SetComp):
+            return "set"
+        if isinstance(value, ast.Call):
+            name = self.qualname(value.func)
+            if name in _CONTAINER_CALLS:
+                return name.rsplit(".", 1)[-1]
+            if name in CACHE_CLASSES:
+                return "cache"
+        return None
+
+    # --- the walk ---------------------------------------------------------------------------
+
+    def _visit(self, tree: ast.Module) -> None:
+        """Every node in source order, with the function it is in (None at module level).
+        An explicit stack, not recursion: the parser builds trees about three times deeper
+        than Python's recursion limit."""
+        pending: list[tuple[ast.AST, _Function | None]] = [(tree, None)]
+        while pending:
+            node, function = pending.pop()
+            self.function = function
+            if isinstance(node, _Function):
+                for hook in HOOKS.on_function:
+                    hook(self, node)
+                function = node
+            else:
+                if function is not None:
+                    self._in_function(node, function)
+                if isinstance(node, ast.Call):
+                    self._call(node, function)
+                elif isinstance(node, ast.BoolOp):
+                    self._defaults(node)
+                elif isinstance(node, ast.Dict):  # a key names a setting, a value sets it
+                    self.keys.update(id(k) for k in node.keys if k is not None)
+                    for key, value in zip(node.keys, node.values, strict=True):
+                        if isinstance(key, ast.Constant):
+                            self._assigned(str(key.value), value, function)
+                elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        declared = self.declared(function)
+                        self._assigned(_target_name(target, function, declared), node.value,
+                                       function)  # fmt: skip
+                elif isinstance(node, ast.Compare):  # `engine == "...sqlite3"` tests it
+                    self.keys.update(map(id, ast.walk(node)))
+                elif isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in self.keys:
+                    self._string(node)
+                    if isinstance(node, ast.JoinedStr):
+                        self.keys.update(map(id, node.values))
+            children = list(ast.iter_child_nodes(node))
+            pending.extend((child, function) for child in reversed(children))
+
+    def _in_function(self, node: ast.AST, fn: _Function) -> None:
+        if isinstance(node, ast.Global):
+            for name in node.names:
+                for hook in HOOKS.on_global:
+                    hook(self, fn, name)
+            return
+        change = self._change(node, fn)
+        if change is not None:
+            for hook in HOOKS.on_change:
+                hook(self, change)
+
+    def _change(self, node: ast.AST, fn: _Function) -> Change | None:
+        """What `node` changes that lives as long as the process, if anything: the app's
+        state, a container attribute a method of a long-lived object owns, a container of
+        another module of the tree, an item taken out of a module container, a module
+        container."""
+        target: ast.expr | None = None
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Subscript):
+                    target = t.value
+                elif _on_app(t):  # app.state.hits = ..., at request time
+                    return Change(node, fn, ast.unparse(t), verb="set")
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
+                target = func.value
+        while isinstance(target, ast.Subscript):  # cache[user][key] = ...
+            target = target.value
+        if target is None or self._harmless(node, fn):
+            return None
+        if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
+            return Change(node, fn, ast.unparse(target))
+        owned = self.owners.get(id(fn), {})
+        if (
+            isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            and target.value.id in ("self", "cls") and target.attr in owned
+        ):  # fmt: skip
+            return Change(node, fn, f"the {owned[target.attr]}")
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+            base = target.value.id
+            if base in self.modules:  # state.cache[...] = ..., `state` a module of the tree
+                kind = self.shared.get((self.modules[base], target.attr))
+                if kind is None or _registers(fn):
+                    return None
+                return Change(node, fn, f"module-level {kind} '{base}.{target.attr}'")
+            held = self._items(fn).get(base)  # terminal = terminals.get(key)
+            if held in self.module_state and not _registers(fn):
+                of = f"an item of the module-level {self.module_state[held]} '{held}'"
+                return Change(node, fn, f"{ast.unparse(target)}, of {of},")
+        if isinstance(target, ast.Name) and target.id in self.module_state:
+            name = target.id
+            if name in _locals(fn) or _registers(fn):
+                return None
+            what = f"module-level {self.module_state[name]} '{name}'"
+            return Change(node, fn, what, session=name if "session" in name.lower() else None)
+        return None
+
+    def _items(self, fn: _Function) -> dict[str, str]:
+        """`_items_of(fn)`, worked out once per function."""
+        if id(fn) not in self.items:
+            self.items[id(fn)] = _items_of(fn)
+        return self.items[id(fn)]
+
+    def _harmless(self, node: ast.AST, fn: _Function) -> bool:
+        """A change that keeps no state instances must share: a per-process handle to a
+        shared server (a client, a pool), or `tasks.add(task)`, a strong reference to this
+        process's own task."""
+        if isinstance(node, ast.Assign):
+            return _connects(node.value)
+        return isinstance(node, ast.Expr) and _keeps_task(node.value, self.facts(fn, _task_names))
+
+    def _string(self, node: ast.Constant | ast.JoinedStr) -> None:
+        """A string the rules may know as a setting's value (a backend's name, a URL); an
+        f-string only by a SQLite URL it starts with (`f"sqlite:///{path}"`)."""
+        if isinstance(node, ast.JoinedStr):
+            head = node.values[0] if node.values else None
+            if not (isinstance(head, ast.Constant) and _sqlite_file_url(str(head.value) + "/")):
+                return
+            value = str(head.value) + "..."
+        elif isinstance(node.value, str):
+            value = node.value
+        else:
+            return
+        for hook in HOOKS.on_string:
+            hook(self, node, value)
+
+    def _assigned(self, name: str, value: ast.expr, fn: _Function | None) -> None:
+        """`name = value`: a variable, an attribute, a dict key, a keyword."""
+        if name:
+            for hook in HOOKS.on_assigned:
+                hook(self, name, value, fn)
+
+    def _defaults(self, node: ast.BoolOp) -> None:
+        """`os.getenv("DB_ENGINE") or "django.db.backends.sqlite3"`: a default."""
+        first = node.values[0]
+        if isinstance(node.op, ast.Or) and isinstance(first, ast.Call):
+            variable = self.env_read(first)
+            if variable is not None:
+                for value in node.values[1:]:
+                    self.overridden[id(value)] = variable
+
+    def _call(self, call: ast.Call, fn: _Function | None) -> None:
+        if not self.testing and not (fn is not None and fn.name.startswith("test")):
+            if fn is None:
+                caller = _MAIN if id(call) in self.main else _STARTUP
+            else:
+                caller = _STARTUP if self.at_startup(fn) else fn.name
+            self.calls.setdefault(_called_name(call), set()).add(caller)
+        variable = self.env_read(call)
+        if variable is not None:
+            for default in [*call.args[1:2], *(k.value for k in call.keywords)]:
+                self.overridden[id(default)] = variable
+        name = self.qualname(call.func)
+        for hook in HOOKS.on_call:
+            hook(self, call, name, fn)
+        for keyword in call.keywords:  # AuthKeys(api_key=secrets.token_hex(16))
+            if keyword.arg and (fn is None or self.declared(fn)):
+                self._assigned(keyword.arg, keyword.value, fn)
+
+    # --- startup contexts and loops ---------------------------------------------------------
+
+    def _starts(self, fn: _Function) -> bool:
+        """A startup hook: `@app.on_event("startup")`, Sanic's
+        `@app.listener("before_server_start")`, Quart's `@app.before_serving`, Flask's
+        `@app.before_first_request`, a lifespan, a function handed to `on_startup=[...]` /
+        `add_event_handler("startup", ...)`, Django's `AppConfig.ready`, the `__init__` or
+        a `start...` method of an object (long-lived when it starts a loop), or an app
+        factory (`create_app`, `..._app`, a function that builds the app)."""
+        name = fn.name
+        if name in self.startup or "lifespan" in name or "start" in name:
+            return True
+        if name in ("__init__", "ready", "create_app", "make_app", "app_factory", "init_app"):
+            return True
+        if name.endswith("_app") or self.facts(fn, _app_builders):
+            return True
+        for decorator in fn.decorator_list:
+            target = decorator.func if isinstance(decorator, ast.Call) else decorator
+            hook = self.qualname(target).rsplit(".", 1)[-1]
+            if hook in _STARTUP_DECORATORS:
+                return True
+            if isinstance(decorator, ast.Call) and hook in ("on_event", "listener"):
+                event = decorator.args[0] if decorator.args else None
+                if isinstance(event, ast.Constant) and "start" in str(event.value):
+                    return True
+        return False
+
+    def _periodic(self, fn: _Function) -> bool:
+        """Does `fn` run a loop paced between rounds: by a sleep, or by waiting on an event
+        with a timeout (`stop.wait(60)`, `asyncio.wait_for(stop.wait(), 60)`)?"""
+        for node in ast.walk(fn):
+            if isinstance(node, ast.While):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Call) and self._paces(inner):
+                        return True
+        return False
+
+    def _paces(self, call: ast.Call) -> bool:
+        name = self.qualname(call.func)
+        last = name.rsplit(".", 1)[-1]
+        timed = any(k.arg == "timeout" for k in call.keywords)
+        return (
+            name in _SLEEPS
+            or (last == "wait" and (bool(call.args) or timed))
+            or (last == "wait_for" and (len(call.args) > 1 or timed))
+        )
+
+    def _startup_hooks(self, call: ast.Call) -> set[str]:
+        """Functions a call registers for startup: `Starlette(on_startup=[warm])`,
+        `app.add_event_handler("startup", warm)`."""
+        names: set[str] = set()
+        for kw in call.keywords:
+            if kw.arg == "on_startup" and isinstance(kw.value, ast.List | ast.Tuple):
+                names |= {e.id for e in kw.value.elts if isinstance(e, ast.Name)}
+        args = call.args
+        if (
+            self.qualname(call.func).endswith("add_event_handler")
+            and len(args) == 2
+            and isinstance(args[0], ast.Constant)
+            and args[0].value == "startup"
+            and isinstance(args[1], ast.Name)
+        ):
+            names.add(args[1].id)
+        return names

@@ -1,0 +1,35 @@
+"""RUNG103: sessions kept in process memory."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from rung.state.lint._rules._rule import Rule
+from rung.state.lint._syntax import _Function
+
+if TYPE_CHECKING:
+    from rung.state.lint._context import Change, ModuleContext
+
+RULE = Rule(
+    "RUNG103", "memory-session-store",
+    "Sessions are kept in process memory: a user's next request on another instance has no "
+    "session.",
+    "Use rung.SessionMiddleware: sessions in Redis, behind a signed cookie.",
+)  # fmt: skip
+
+_SESSION_STORES = ("InMemoryBackend", "InMemoryStore", "MemoryStore", "InMemorySessionStore")
+
+
+def on_change(ctx: ModuleContext, change: Change) -> None:
+    """A module container whose name says it keeps sessions, changed in a function."""
+    if change.session is not None:
+        kept = change.what.removeprefix("module-level ")
+        ctx.report(change.node, RULE.id, f"sessions kept in the module {kept} "
+                   f"(changed in {change.fn.name}())")  # fmt: skip
+
+
+def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
+    last = name.rsplit(".", 1)[-1]
+    if last in _SESSION_STORES:
+        ctx.report(call, RULE.id, f"{last}() keeps sessions in process memory")

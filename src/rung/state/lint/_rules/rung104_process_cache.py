@@ -1,0 +1,76 @@
+"""RUNG104: a cache in process memory: a cache decorator on a request path, a cache object
+made at module level, an in-memory cache backend."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from rung.state.lint._rules._rule import Rule
+from rung.state.lint._syntax import _Function, _mem_url
+
+if TYPE_CHECKING:
+    from rung.state.lint._context import ModuleContext
+
+RULE = Rule(
+    "RUNG104", "process-cache",
+    "A cache lives in process memory: each instance fills its own and no invalidation "
+    "reaches the others.",
+    "Use rung.Cache (Redis, leases, invalidation after commit); keep functools caches for "
+    "pure functions of their arguments.",
+)  # fmt: skip
+
+_DECORATORS = {
+    "functools.lru_cache", "functools.cache", "cachetools.cached", "cachetools.func.ttl_cache",
+    "cachetools.func.lru_cache", "async_lru.alru_cache", "alru_cache",
+}  # fmt: skip
+_ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
+_IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone", "query",
+             "urlopen", "request", "read_text", "read_bytes"}  # fmt: skip
+_IO_MODULES = ("requests", "httpx", "urllib", "open")
+# Settings whose value picks a cache in this process: what it does.
+_BACKENDS = {
+    "django.core.cache.backends.locmem.LocMemCache": "the cache is in this process's memory"
+}
+
+
+def on_function(ctx: ModuleContext, fn: _Function) -> None:
+    for decorator in fn.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        name = ctx.qualname(target)
+        if name in _DECORATORS and _request_path(ctx, fn):
+            ctx.report(decorator, RULE.id, f"{name} on {fn.name}() caches per process")
+
+
+def on_module_cache(ctx: ModuleContext, stmt: ast.stmt, name: str) -> None:
+    ctx.report(stmt, RULE.id, f"'{name}' is a cache object in process memory")
+
+
+def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
+    if name.rsplit(".", 1)[-1] == "setup" and _mem_url(call):
+        ctx.report(call, RULE.id, "an in-memory (mem://) cache backend is per process")
+
+
+def on_string(ctx: ModuleContext, node: ast.expr, value: str) -> None:
+    what = _BACKENDS.get(value)
+    if what is not None:
+        ctx.setting(node, RULE.id, value, what)
+
+
+def _request_path(ctx: ModuleContext, fn: _Function) -> bool:
+    """Is this cached function on a request path rather than a pure helper? An async
+    function, a route handler, or one with arguments that does I/O."""
+    if isinstance(fn, ast.AsyncFunctionDef):
+        return True
+    for decorator in fn.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute) and target.attr in _ROUTE_DECORATORS:
+            return True
+    if not (fn.args.args or fn.args.kwonlyargs or fn.args.posonlyargs):
+        return False  # a zero-argument cache is a lazy singleton (settings, a client)
+    for node in ast.walk(fn):
+        if isinstance(node, ast.Call):
+            name = ctx.qualname(node.func)
+            if name.rsplit(".", 1)[-1] in _IO_CALLS or name.split(".")[0] in _IO_MODULES:
+                return True
+    return False

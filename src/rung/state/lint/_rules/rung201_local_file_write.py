@@ -1,0 +1,91 @@
+"""RUNG201: a local file written at run time, judged by use: scratch files (tempfile's,
+unique names) are not reported."""
+
+from __future__ import annotations
+
+import ast
+from typing import TYPE_CHECKING
+
+from rung.state.lint._rules._rule import Rule
+from rung.state.lint._syntax import (
+    _from_request_files,
+    _Function,
+    _is_name,
+    _made_unique,
+    _names_a_path,
+    _scratch_names,
+    _upload_names,
+)
+
+if TYPE_CHECKING:
+    from rung.state.lint._context import ModuleContext
+
+RULE = Rule(
+    "RUNG201", "local-file-write",
+    "A local file is written at run time: other instances cannot read it and a redeploy "
+    "loses it.",
+    "Keep state in PostgreSQL, files in object storage, cached data in rung.Cache.",
+)  # fmt: skip
+
+_MOVES = {"os.replace", "os.rename", "shutil.move", "shutil.copy", "shutil.copyfile",
+          "shutil.copy2"}  # fmt: skip
+
+
+def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
+    if fn is None:
+        return
+    written = _written_file(ctx, call, name, fn)
+    if written is not None and not _made_unique(written, ctx.facts(fn, _scratch_names)):
+        ctx.report(call, RULE.id, f"{fn.name}() writes a local file ({name.rsplit('.', 1)[-1]})")
+
+
+def _written_file(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function) -> ast.expr | None:
+    """The expression that names the file `call` writes, or None when it writes none:
+    `open(path, "w")` / `path.open("a")` / `os.fdopen(fd, "w")` / `ZipFile(path, "w")` (a
+    mode held in a variable of the function counts), `path.write_text(...)`,
+    `os.replace(tmp, path)` / `shutil.move(src, path)`, and `x.save(path)` of an upload or
+    to a path (`file_path`, `os.path.join(...)`, an f-string)."""
+    func = call.func
+    last = name.rsplit(".", 1)[-1]
+    if last in ("write_text", "write_bytes") and isinstance(func, ast.Attribute):
+        return func.value
+    if name in _MOVES:
+        return call.args[1] if len(call.args) > 1 else None
+    if last == "save":
+        return _saved_to(ctx, call, fn)
+    if name in ("os.fdopen", "zipfile.ZipFile") or name == "open":
+        subject, position = (call.args[0] if call.args else None), 1
+    elif isinstance(func, ast.Attribute) and func.attr == "open":
+        module = isinstance(func.value, ast.Name) and func.value.id in ctx.imports
+        # module.open(file, mode) (gzip, tarfile) or path.open(mode)
+        subject = (call.args[0] if call.args else None) if module else func.value
+        position = 1 if module else 0
+    else:
+        return None
+    mode = call.args[position] if len(call.args) > position else None
+    for kw in call.keywords:
+        if kw.arg == "mode":
+            mode = kw.value
+    modes = [mode] if isinstance(mode, ast.Constant) else []
+    if isinstance(mode, ast.Name):  # open(path, mode) with mode = "wb" above
+        modes = [
+            node.value for node in ast.walk(fn)
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            and any(_is_name(t, mode.id) for t in node.targets)
+        ]  # fmt: skip
+    writes = any(isinstance(m.value, str) and any(c in m.value for c in "wax+") for m in modes)
+    return subject if writes else None
+
+
+def _saved_to(ctx: ModuleContext, call: ast.Call, fn: _Function) -> ast.expr | None:
+    """`upload.save(path)` (werkzeug's `request.files[...]`, a name bound from it, a
+    parameter annotated as an upload) or `doc.save(file_path)`: the path."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and call.args):  # not form.save(commit=False)
+        return None
+    receiver, target = func.value, call.args[0]
+    if isinstance(receiver, ast.Name) and receiver.id in ctx.facts(fn, _upload_names):
+        return target
+    if _from_request_files(receiver) or _names_a_path(target):
+        return target
+    return None
