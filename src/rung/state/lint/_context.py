@@ -17,6 +17,7 @@ from pathlib import Path
 from rung.state.lint._finding import Finding
 from rung.state.lint._rules import HOOKS
 from rung.state.lint._syntax import (
+    _adds_connection,
     _app_builders,
     _called_name,
     _connects,
@@ -30,6 +31,7 @@ from rung.state.lint._syntax import (
     _listens,
     _locals,
     _on_app,
+    _read_whole,
     _registers,
     _sqlite_file_url,
     _target_name,
@@ -100,6 +102,7 @@ class ModuleContext:
         self.keys: set[int] = set()  # id() of strings that name, test or build, not set
         self.memo: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
         self.items: dict[int, dict[str, str]] = {}  # per function: see _items_of
+        self.read_whole: set[str] = set()  # containers the module reads whole (_read_whole)
 
     # --- what the rules report with ---------------------------------------------------------
 
@@ -178,6 +181,7 @@ class ModuleContext:
     def check(self, tree: ast.Module) -> None:
         nodes = list(ast.walk(tree))
         self.any_global = any(isinstance(node, ast.Global) for node in nodes)
+        self.read_whole = _read_whole(tree)
         for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -367,6 +371,8 @@ class ModuleContext:
             target = target.value
         if target is None or self._harmless(node, fn):
             return None
+        if _adds_connection(node) and ast.unparse(target) not in self.read_whole:
+            return None  # this process's own connections, which nothing reaches all of
         if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
             return Change(node, fn, ast.unparse(target))
         owned = self.owners.get(id(fn), {})

@@ -6,6 +6,7 @@ guard), with the names they know.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from typing import TypeAlias
 
@@ -380,3 +381,46 @@ def _items_of(fn: _Function) -> dict[str, str]:
         if isinstance(target, ast.Name) and isinstance(value, ast.Name):
             items[target.id] = value.id
     return items
+
+
+_CONNECTION = re.compile(r"(^|_)(ws|websocket|socket|sock)$", re.IGNORECASE)
+_VIEWS = {"values", "items", "keys", "copy"}
+_WHOLE = {"list", "tuple", "set", "sorted", "len", "frozenset"}
+
+
+def _adds_connection(node: ast.AST) -> bool:
+    """`conns.append(ws)`, `conns.add(websocket)`, `queues[ws] = ...`: the change puts a
+    live connection (a name that says so) into a container, or keys one by it."""
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        added = node.value.args[:1]
+    elif isinstance(node, ast.Assign):
+        added = [t.slice for t in node.targets if isinstance(t, ast.Subscript)]
+    else:
+        return False
+    return any(isinstance(a, ast.Name) and _CONNECTION.search(a.id) for a in added)
+
+
+def _read_whole(tree: ast.AST) -> set[str]:
+    """The containers `tree` reads as a whole, as source text: what a loop or a
+    comprehension iterates (`for ws in self.clients.values()`), or `len(x)`, `list(x)`."""
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        whole: ast.expr | None = None
+        if isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
+            whole = node.iter
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in _WHOLE and node.args
+        ):  # fmt: skip
+            whole = node.args[0]
+        while isinstance(whole, ast.Call):  # clients.values(), list(clients)
+            func = whole.func
+            if isinstance(func, ast.Attribute) and func.attr in _VIEWS:
+                whole = func.value
+            elif isinstance(func, ast.Name) and func.id in _WHOLE and whole.args:
+                whole = whole.args[0]
+            else:
+                break
+        if whole is not None:
+            read.add(ast.unparse(whole))
+    return read
