@@ -340,6 +340,27 @@ def test_objects_that_live_as_long_as_the_process_are_found_across_the_tree(
     assert found == [("store.py", 10, "RUNG101"), ("store.py", 19, "RUNG101")]
 
 
+def test_an_object_a_factory_makes_for_a_module_global_is_state_of_the_process(
+    tmp_path: Path,
+) -> None:
+    """`args, controller = create_controller()` under `__main__`, then a handler calls
+    `controller.register(...)`: what `register` keeps on `self` is the process's. The same
+    class made per request is not."""
+    controller = (
+        "class Controller:\n"
+        "    def __init__(self):\n        self.workers = {}\n\n"
+        "    def register(self, name):\n        self.workers[name] = True\n\n\n"
+        "def create_controller():\n    return None, Controller()\n\n\n"
+        "def add_worker(name):\n    controller.register(name)\n\n\n"
+        "def scratch(name):\n    local = Controller()\n    local.register(name)\n\n\n"
+        "if __name__ == '__main__':\n    args, controller = create_controller()\n"
+    )
+    assert lint_app(tmp_path, {"controller.py": controller}) == [("controller.py", 6, "RUNG101")]
+    (tmp_path / "app" / "controller.py").write_text(controller.replace("controller.register(name)",
+                                                                       "pass"))  # fmt: skip
+    assert [f.rule for f in lint_paths([tmp_path])] == []
+
+
 def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(
     tmp_path: Path,
 ) -> None:

@@ -30,6 +30,7 @@ from rung.state.lint._syntax import (
     _keyed_on_self,
     _listens,
     _locals,
+    _made_here,
     _on_app,
     _read_whole,
     _registers,
@@ -74,6 +75,7 @@ class Change:
     what: str
     verb: str = "changed"
     session: str | None = None
+    gated: bool = False  # of an object only a module global may hold (see _Checked)
 
 
 class ModuleContext:
@@ -85,6 +87,10 @@ class ModuleContext:
         self.shared = tree.containers
         self.long_lived = tree.long_lived
         self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
+        self.maybe: dict[int, dict[str, str]] = {}  # the same, of classes not known long-lived
+        self.gated: list[tuple[Finding, str]] = []  # see _Checked
+        self.on_globals: set[str] = set()  # methods called on module globals at request time
+        self.global_objects: set[str] = set()  # module globals bound to what a call made here
         self.findings: list[Finding] = []
         self.conditional: list[tuple[Finding, str, frozenset[str]]] = []  # see _Checked
         self.calls: Graph = {}  # see _Checked
@@ -121,13 +127,19 @@ class ModuleContext:
         elif id(node) not in self.main:
             self.findings.append(finding)
 
-    def state(self, node: ast.AST, fn: _Function, rule: str, message: str) -> None:
+    def state(
+        self, node: ast.AST, fn: _Function, rule: str, message: str, *, gated: bool = False
+    ) -> None:
         """A state change in `fn`: a finding unless `fn` runs at startup (a registry filled
-        once, alike on every instance) or is only called there (see _Checked)."""
+        once, alike on every instance) or is only called there; `gated`, only if the tree
+        calls `fn` on a module global (see _Checked)."""
         if self.at_startup(fn):
             return
         self.report(node, rule, message)
-        self.conditional.append((self.findings.pop(), fn.name, _AT_START))
+        if gated:
+            self.gated.append((self.findings.pop(), fn.name))
+        else:
+            self.conditional.append((self.findings.pop(), fn.name, _AT_START))
 
     def setting(self, node: ast.AST, rule: str, value: str, what: str) -> None:
         """A string `value` that picks a local backend: where it is the default of an
@@ -192,6 +204,7 @@ class ModuleContext:
                 self._import_from(node)
         for stmt in tree.body:
             self._module_statement(stmt)
+        self.global_objects = _made_here(tree, self.imports)
         for node in nodes:
             if isinstance(node, ast.ClassDef):
                 self._class(node)
@@ -271,17 +284,22 @@ class ModuleContext:
                 for t in targets:
                     if kind and kind != "cache" and isinstance(t, ast.Name) and t.id not in on_self:
                         shared[t.id] = f"class attribute {cls.name}.{t.id} ({kind})"
+        kept: dict[str, str] = {}  # what an instance keeps, if it lives long
+        for attr, held in on_self.items():
+            if held and held != "cache":
+                kept[attr] = f"{held} {attr}"
+        for attr in _keyed_on_self(methods) - kept.keys():  # a mapping of any class
+            if attr in on_self and on_self[attr] != "cache":
+                kept[attr] = f"mapping {attr}"
         if cls.name in self.long_lived:
-            for attr, held in on_self.items():
-                if held and held != "cache":
-                    shared[attr] = f"{held} {attr} of the long-lived {cls.name}"
-            for attr in _keyed_on_self(methods) - shared.keys():  # a mapping of any class
-                if attr in on_self and on_self[attr] != "cache":
-                    shared[attr] = f"mapping {attr} of the long-lived {cls.name}"
-        if shared:
-            for method in methods:
-                if method.name != "__init__":
+            shared.update({a: f"{k} of the long-lived {cls.name}" for a, k in kept.items()})
+        maybe = {a: f"{k} of {cls.name}, held by a module global," for a, k in kept.items()}
+        for method in methods:
+            if method.name != "__init__":
+                if shared:
                     self.owners[id(method)] = shared
+                if maybe and cls.name not in self.long_lived:
+                    self.maybe[id(method)] = maybe
 
     def _container_kind(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Dict | ast.DictComp):
@@ -375,12 +393,15 @@ class ModuleContext:
             return None  # this process's own connections, which nothing reaches all of
         if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
             return Change(node, fn, ast.unparse(target))
-        owned = self.owners.get(id(fn), {})
+        owned, maybe = self.owners.get(id(fn), {}), self.maybe.get(id(fn), {})
         if (
             isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-            and target.value.id in ("self", "cls") and target.attr in owned
+            and target.value.id in ("self", "cls")
         ):  # fmt: skip
-            return Change(node, fn, f"the {owned[target.attr]}")
+            if target.attr in owned:
+                return Change(node, fn, f"the {owned[target.attr]}")
+            if target.attr in maybe and target.value.id == "self":
+                return Change(node, fn, f"the {maybe[target.attr]}", gated=True)
         if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             base = target.value.id
             if base in self.modules:  # state.cache[...] = ..., `state` a module of the tree
@@ -455,6 +476,13 @@ class ModuleContext:
         if variable is not None:
             for default in [*call.args[1:2], *(k.value for k in call.keywords)]:
                 self.overridden[id(default)] = variable
+        func = call.func
+        if (
+            fn is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            and func.value.id in self.global_objects and not self.at_startup(fn)
+            and func.value.id not in self.facts(fn, _locals)
+        ):  # fmt: skip
+            self.on_globals.add(func.attr)  # controller.register_worker(...)
         name = self.qualname(call.func)
         for hook in HOOKS.on_call:
             hook(self, call, name, fn)

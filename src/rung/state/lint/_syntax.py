@@ -424,3 +424,22 @@ def _read_whole(tree: ast.AST) -> set[str]:
         if whole is not None:
             read.add(ast.unparse(whole))
     return read
+
+
+def _made_here(tree: ast.Module, imports: dict[str, str]) -> set[str]:
+    """The module globals bound, at module level (under `if __name__ == "__main__":` too),
+    to what a call of this module's own makes: `store = Store()`, `args, controller =
+    create_controller()`; not a library's (`app = Flask(...)`, imported)."""
+    made: set[str] = set()
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        stmt = pending.pop()
+        if isinstance(stmt, ast.If | ast.Try):
+            pending.extend([*stmt.body, *stmt.orelse])
+        elif (
+            isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call)
+            and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id not in imports
+        ):  # fmt: skip
+            for target in stmt.targets:
+                made |= _names_in(target)
+    return made

@@ -120,24 +120,35 @@ class _Checked:
     finding lies in a function, and is dropped when every path of calls to that function
     in the tree starts at one of its `allowed` roots: a state change made only at import
     or startup (a registry, filled alike on every instance), a timer started only under
-    `if __name__ == "__main__":` (a process of its own). `calls`: this module's part of the
-    graph, by bare names (a test's calls do not count)."""
+    `if __name__ == "__main__":` (a process of its own). A `gated` finding lies in a method
+    of a class no scan found long-lived: it stands when the tree calls that method on an
+    object a module global holds (`controller.register(...)`), at request time
+    (`on_globals`). `calls`: this module's part of the graph, by bare names (a test's calls
+    do not count)."""
 
     findings: list[Finding]
     conditional: list[tuple[Finding, str, frozenset[str]]] = field(default_factory=list)
     calls: Graph = field(default_factory=dict)
     ignored: dict[int, set[str]] = field(default_factory=dict)
+    gated: list[tuple[Finding, str]] = field(default_factory=list)
+    on_globals: set[str] = field(default_factory=set)
 
-    def final(self, graph: Graph, reached: dict[frozenset[str], Reached]) -> list[Finding]:
-        """The findings that stand, given the tree's `graph` and what it `reached` from
-        roots outside each allowed set (`_reached`). A finding in a function that is not a
-        root carries the path of calls that leads to it."""
+    def final(
+        self, graph: Graph, reached: dict[frozenset[str], Reached], on_globals: set[str]
+    ) -> list[Finding]:
+        """The findings that stand, given the tree's `graph`, what it `reached` from roots
+        outside each allowed set (`_reached`) and the methods it calls on module globals.
+        A finding in a function that is not a root carries the path of calls to it."""
         kept = list(self.findings)
         for finding, function, allowed in self.conditional:
             if function not in graph:
                 kept.append(finding)
             elif function in reached[allowed]:
                 kept.append(replace(finding, via=_path(reached[allowed], function)))
+        at_request = reached[_AT_START]
+        for finding, method in self.gated:
+            if method in on_globals and method in at_request:
+                kept.append(replace(finding, via=_path(at_request, method)))
         return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
 
 
@@ -187,4 +198,5 @@ def _final(checked: list[_Checked]) -> list[Finding]:
         for name, callers in result.calls.items():
             graph.setdefault(name, set()).update(callers)
     reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
-    return [f for result in checked for f in result.final(graph, reached)]
+    on_globals = set().union(*(result.on_globals for result in checked))
+    return [f for result in checked for f in result.final(graph, reached, on_globals)]

@@ -20,4 +20,4 @@ RULE = Rule(
 def on_change(ctx: ModuleContext, change: Change) -> None:
     if change.session is None:  # a store of sessions is RUNG103's
         message = f"{change.what} is {change.verb} inside {change.fn.name}()"
-        ctx.state(change.node, change.fn, RULE.id, message)
+        ctx.state(change.node, change.fn, RULE.id, message, gated=change.gated)
