@@ -361,6 +361,25 @@ def test_an_object_a_factory_makes_for_a_module_global_is_state_of_the_process(
     assert [f.rule for f in lint_paths([tmp_path])] == []
 
 
+def test_a_count_or_a_time_kept_on_a_long_lived_object_is_reported(tmp_path: Path) -> None:
+    """A module-level rate limiter's last request time, a counter: each instance keeps its
+    own. An iterator's position (`__next__`) and a client made once are not state."""
+    limiter = (
+        "import time\n\n\n"
+        "class Limiter:\n"
+        "    def __init__(self):\n        self.last = 0.0\n        self.calls = 0\n"
+        "        self.client = None\n        self.i = 0\n\n"
+        "    def wait(self):\n        self.last = time.time()\n        self.calls += 1\n\n"
+        "    def connect(self):\n        if self.client is None:\n"
+        "            self.client = object()\n\n"
+        "    def __next__(self):\n        self.i += 1\n        return self.i\n\n\n"
+        "limiter = Limiter()\n"
+    )
+    assert lint_app(tmp_path, {"limiter.py": limiter}) == [
+        ("limiter.py", 12, "RUNG101"), ("limiter.py", 13, "RUNG101"),
+    ]  # fmt: skip
+
+
 def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(
     tmp_path: Path,
 ) -> None:

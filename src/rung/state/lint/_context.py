@@ -33,7 +33,9 @@ from rung.state.lint._syntax import (
     _made_here,
     _on_app,
     _read_whole,
+    _rebound_on_self,
     _registers,
+    _set_lazily,
     _sqlite_file_url,
     _target_name,
     _task_names,
@@ -291,6 +293,8 @@ class ModuleContext:
         for attr in _keyed_on_self(methods) - kept.keys():  # a mapping of any class
             if attr in on_self and on_self[attr] != "cache":
                 kept[attr] = f"mapping {attr}"
+        for attr in _rebound_on_self(methods) - kept.keys() - shared.keys():
+            kept[attr] = f"attribute {attr}"  # self.last_request_time = now
         if cls.name in self.long_lived:
             shared.update({a: f"{k} of the long-lived {cls.name}" for a, k in kept.items()})
         maybe = {a: f"{k} of {cls.name}, held by a module global," for a, k in kept.items()}
@@ -381,6 +385,15 @@ class ModuleContext:
                     target = t.value
                 elif _on_app(t):  # app.state.hits = ..., at request time
                     return Change(node, fn, ast.unparse(t), verb="set")
+                elif (
+                    isinstance(t, ast.Attribute) and _is_name(t.value, "self")
+                    and not self._harmless(node, fn) and not _set_lazily(fn, t.attr)
+                ):  # fmt: skip
+                    owned, maybe = self.owners.get(id(fn), {}), self.maybe.get(id(fn), {})
+                    kept = owned.get(t.attr) or maybe.get(t.attr)
+                    if kept is not None and kept.startswith(("attribute", "the attribute")):
+                        gated = t.attr not in owned
+                        return Change(node, fn, f"the {kept}", verb="set", gated=gated)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
             func = node.value.func
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:

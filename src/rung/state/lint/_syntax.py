@@ -443,3 +443,53 @@ def _made_here(tree: ast.Module, imports: dict[str, str]) -> set[str]:
             for target in stmt.targets:
                 made |= _names_in(target)
     return made
+
+
+def _rebound_on_self(methods: list[_Function]) -> set[str]:
+    """The attributes of `self` that a method other than `__init__` keeps a count or a
+    time in: `self.calls += 1`, `self.last_request_time = time.time()`."""
+    rebound: set[str] = set()
+    for method in methods:
+        if method.name.startswith("__"):  # __init__; __iter__ / __next__ keep an iterator's
+            continue
+        for node in ast.walk(method):
+            targets: list[ast.expr]
+            if isinstance(node, ast.AugAssign):
+                targets = [node.target]
+            elif isinstance(node, ast.Assign) and _reads_clock(node.value):
+                targets = node.targets
+            else:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Attribute) and _is_name(target.value, "self"):
+                    rebound.add(target.attr)
+    return rebound
+
+
+_CLOCKS = {"time", "monotonic", "perf_counter", "now", "utcnow"}
+
+
+def _reads_clock(value: ast.expr) -> bool:
+    """`time.time()`, `time.monotonic()`, `datetime.now()`, `loop.time()`..."""
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _CLOCKS
+        for node in ast.walk(value)
+    )  # fmt: skip
+
+
+def _set_lazily(fn: _Function, attr: str) -> bool:
+    """Does `fn` set `self.<attr>` only when it is unset (`if self.x is None:`, `if not
+    self.x:`), or return early when it is set (`if self.x is not None: return self.x`)?"""
+    for node in ast.walk(fn):
+        if isinstance(node, ast.If):
+            test = node.test
+            subject = test.operand if isinstance(test, ast.UnaryOp) else test
+            subject = subject.left if isinstance(subject, ast.Compare) else subject
+            if (
+                isinstance(subject, ast.Attribute)
+                and subject.attr == attr
+                and _is_name(subject.value, "self")
+            ):
+                return True
+    return False
