@@ -303,7 +303,7 @@ def test_a_container_of_another_module_changed_here_is_reported_here(tmp_path: P
 
 def lint_app(root: Path, modules: dict[str, str]) -> list[tuple[str, int, str]]:
     """Lint a package `app` of `modules` (name -> source) under `root`: (file, line, rule)."""
-    (root / "app").mkdir()
+    (root / "app").mkdir(parents=True)
     for name, source in modules.items():
         (root / "app" / name).write_text(source)
     return [(Path(f.path).name, f.line, f.rule) for f in lint_paths([root])]
@@ -378,6 +378,25 @@ def test_a_count_or_a_time_kept_on_a_long_lived_object_is_reported(tmp_path: Pat
     assert lint_app(tmp_path, {"limiter.py": limiter}) == [
         ("limiter.py", 12, "RUNG101"), ("limiter.py", 13, "RUNG101"),
     ]  # fmt: skip
+
+
+def test_djangos_cache_is_state_where_the_settings_keep_it_in_each_process(
+    tmp_path: Path,
+) -> None:
+    """Settings with no CACHES (Django's default is LocMemCache), then a view fills the
+    cache: reported there. With CACHES on Redis it is not."""
+    views = (
+        "from django.core.cache import cache\n\n\n"
+        "def export(request, key):\n    cache.set(key, b'file', 3600)\n"
+    )
+    settings = "INSTALLED_APPS = ['app']\n"
+    found = lint_app(tmp_path / "a", {"settings.py": settings, "views.py": views})
+    assert found == [("views.py", 5, "RUNG104")]
+    redis = (
+        settings
+        + "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.redis.RedisCache'}}\n"
+    )
+    assert lint_app(tmp_path / "b", {"settings.py": redis, "views.py": views}) == []
 
 
 def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(

@@ -88,6 +88,7 @@ class ModuleContext:
         self.path = path
         self.shared = tree.containers
         self.long_lived = tree.long_lived
+        self.django_cache_local = tree.django_cache_local  # see _Tree
         self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
         self.maybe: dict[int, dict[str, str]] = {}  # the same, of classes not known long-lived
         self.gated: list[tuple[Finding, str]] = []  # see _Checked

@@ -57,6 +57,7 @@ _INSTANCE_LINE = re.compile(
 # A function's `global NAME`: an instance it binds to NAME lives as long as the process too.
 _GLOBAL_LINE = re.compile(r"^[ \t]+global[ \t]+([\w, \t]+?)[ \t]*$", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^class[ \t]+(\w+)", re.MULTILINE)
+_CACHES_LINE = re.compile(r"^[ \t]*CACHES[ \t]*(?::[^=\n]+)?=", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,11 @@ class _Tree:
     containers: dict[tuple[str, str], str]  # (module's last name, variable) -> its kind
     long_lived: frozenset[str]  # classes with a module-level instance
     held: dict[str, frozenset[str]]  # class -> the classes it makes and keeps on self
+    # Django's cache is in each process: a settings module picks LocMemCache, or a project
+    # with settings (INSTALLED_APPS) sets no CACHES at all, whose default is LocMemCache.
+    django_cache_local: bool = False
+    django_settings: bool = False
+    django_caches: bool = False
 
     @staticmethod
     def joined(parts: list[_Tree]) -> _Tree:
@@ -77,13 +83,17 @@ class _Tree:
                 held.setdefault(owner, set()).update(classes)
         long_lived = set(_closure(held, set().union(*(part.long_lived for part in parts))))
         containers = {key: kind for part in parts for key, kind in part.containers.items()}
-        return _Tree(containers, frozenset(long_lived), {})
+        settings = any(part.django_settings for part in parts)
+        caches = any(part.django_caches for part in parts)
+        local = any(part.django_cache_local for part in parts) or (settings and not caches)
+        return _Tree(containers, frozenset(long_lived), {}, django_cache_local=local)
 
 
 def _scan(paths: list[Path]) -> _Tree:
     containers: dict[tuple[str, str], str] = {}
     long_lived: set[str] = set()
     held: dict[str, set[str]] = {}
+    local = settings = caches = False
     for path in paths:
         source = _read(path)
         if not isinstance(source, str):
@@ -105,7 +115,11 @@ def _scan(paths: list[Path]) -> _Tree:
                     held.setdefault(owner, set()).add(made)
             elif not indent or name in declared:
                 long_lived.add(made)
-    return _Tree(containers, frozenset(long_lived), {k: frozenset(v) for k, v in held.items()})
+        local = local or "locmem.LocMemCache" in source
+        settings = settings or "INSTALLED_APPS" in source
+        caches = caches or _CACHES_LINE.search(source) is not None
+    held_by = {k: frozenset(v) for k, v in held.items()}
+    return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches)
 
 
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__

@@ -28,6 +28,10 @@ _ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route", "api_rout
 _IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone", "query",
              "urlopen", "request", "read_text", "read_bytes"}  # fmt: skip
 _IO_MODULES = ("requests", "httpx", "urllib", "open")
+_DJANGO_CACHE_WRITES = {
+    f"django.core.cache.cache.{method}"
+    for method in ("set", "add", "set_many", "get_or_set", "incr", "decr", "touch")
+}
 # Settings whose value picks a cache in this process: what it does.
 _BACKENDS = {
     "django.core.cache.backends.locmem.LocMemCache": "the cache is in this process's memory"
@@ -49,6 +53,9 @@ def on_module_cache(ctx: ModuleContext, stmt: ast.stmt, name: str) -> None:
 def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
     if name.rsplit(".", 1)[-1] == "setup" and _mem_url(call):
         ctx.report(call, RULE.id, "an in-memory (mem://) cache backend is per process")
+    elif fn is not None and ctx.django_cache_local and name in _DJANGO_CACHE_WRITES:
+        ctx.state(call, fn, RULE.id, f"{fn.name}() fills Django's cache, which the settings keep "
+                  "in each process (LocMemCache)")  # fmt: skip
 
 
 def on_string(ctx: ModuleContext, node: ast.expr, value: str) -> None:
