@@ -399,6 +399,32 @@ def test_djangos_cache_is_state_where_the_settings_keep_it_in_each_process(
     assert lint_app(tmp_path / "b", {"settings.py": redis, "views.py": views}) == []
 
 
+def test_a_loop_of_another_module_started_through_the_apps_spawner_at_startup(
+    tmp_path: Path,
+) -> None:
+    """`spawn(every_minute)` in a helper that only the lifespan calls, `every_minute` a
+    sleep loop of another module, `spawn` the app's own wrapper of create_task: every
+    instance runs the loop. Called from a request handler, it is not reported."""
+    tasks = (
+        "import asyncio\n\n\n"
+        "def spawn(func):\n    return asyncio.create_task(func())\n\n\n"
+        "async def every_minute():\n    while True:\n        await asyncio.sleep(60)\n"
+    )
+    app = (
+        "from app.tasks import every_minute, spawn\n\n\n"
+        "def register_tasks():\n    spawn(every_minute)\n\n\n"
+        "async def lifespan(app):\n    register_tasks()\n    yield\n"
+    )
+    assert lint_app(tmp_path / "a", {"tasks.py": tasks, "main.py": app}) == [
+        ("main.py", 5, "RUNG304"),
+    ]  # fmt: skip
+    handler = (
+        app.replace("    register_tasks()\n", "    pass\n")
+        + "\n\ndef view():\n    register_tasks()\n"
+    )
+    assert lint_app(tmp_path / "b", {"tasks.py": tasks, "main.py": handler}) == []
+
+
 def test_a_tree_big_enough_for_every_core_gives_what_one_module_at_a_time_would(
     tmp_path: Path,
 ) -> None:

@@ -89,6 +89,10 @@ class ModuleContext:
         self.shared = tree.containers
         self.long_lived = tree.long_lived
         self.django_cache_local = tree.django_cache_local  # see _Tree
+        self.spawners = tree.spawners  # see _Tree
+        self.starts: list[tuple[Finding, tuple[str, str], str | None]] = []  # see _Checked
+        file = Path(path)
+        self.module = file.parent.name if file.stem == "__init__" else file.stem
         self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
         self.maybe: dict[int, dict[str, str]] = {}  # the same, of classes not known long-lived
         self.gated: list[tuple[Finding, str]] = []  # see _Checked
@@ -143,6 +147,17 @@ class ModuleContext:
             self.gated.append((self.findings.pop(), fn.name))
         else:
             self.conditional.append((self.findings.pop(), fn.name, _AT_START))
+
+    def start(
+        self, node: ast.AST, rule: str, message: str, loop: tuple[str, str], fn: _Function | None
+    ) -> None:
+        """A finding that stands when `loop` (module, function) is a periodic loop of the
+        tree and `fn` (None: import or startup) is reached only from startup (_Checked)."""
+        if fn is None and id(node) in self.main:
+            return
+        line = getattr(node, "lineno", 1)
+        finding = Finding(self.path, line, getattr(node, "col_offset", 0) + 1, rule, message)
+        self.starts.append((finding, loop, None if fn is None else fn.name))
 
     def setting(self, node: ast.AST, rule: str, value: str, what: str) -> None:
         """A string `value` that picks a local backend: where it is the default of an

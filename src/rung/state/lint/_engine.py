@@ -85,7 +85,8 @@ def _check(source: str, path: str, tree: _Tree) -> _Checked:
     except RecursionError:  # the walk is iterative; this guards whatever still recurses
         return _Checked([_not_checked(path, NotAnalysable("nested too deeply to check"))])
     return _Checked(checker.findings, checker.conditional, checker.calls, _ignores(source),
-                    checker.gated, checker.on_globals)  # fmt: skip
+                    checker.gated, checker.on_globals,
+                    {(checker.module, loop) for loop in checker.loops}, checker.starts)  # fmt: skip
 
 
 def _parse(source: str, path: str) -> ast.Module:

@@ -57,6 +57,9 @@ _INSTANCE_LINE = re.compile(
 # A function's `global NAME`: an instance it binds to NAME lives as long as the process too.
 _GLOBAL_LINE = re.compile(r"^[ \t]+global[ \t]+([\w, \t]+?)[ \t]*$", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^class[ \t]+(\w+)", re.MULTILINE)
+# A function that starts a task or a thread: `def spawn(fn): return create_task(fn())`.
+_DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
+_SPAWN_CALL = re.compile(r"\b(?:create_task|ensure_future|Thread)\(")
 _CACHES_LINE = re.compile(r"^[ \t]*CACHES[ \t]*(?::[^=\n]+)?=", re.MULTILINE)
 
 
@@ -72,6 +75,7 @@ class _Tree:
     django_cache_local: bool = False
     django_settings: bool = False
     django_caches: bool = False
+    spawners: frozenset[str] = frozenset()  # functions of the tree that start a task or thread
 
     @staticmethod
     def joined(parts: list[_Tree]) -> _Tree:
@@ -86,7 +90,9 @@ class _Tree:
         settings = any(part.django_settings for part in parts)
         caches = any(part.django_caches for part in parts)
         local = any(part.django_cache_local for part in parts) or (settings and not caches)
-        return _Tree(containers, frozenset(long_lived), {}, django_cache_local=local)
+        spawners = frozenset().union(*(part.spawners for part in parts))
+        return _Tree(containers, frozenset(long_lived), {}, django_cache_local=local,
+                     spawners=spawners)  # fmt: skip
 
 
 def _scan(paths: list[Path]) -> _Tree:
@@ -94,6 +100,7 @@ def _scan(paths: list[Path]) -> _Tree:
     long_lived: set[str] = set()
     held: dict[str, set[str]] = {}
     local = settings = caches = False
+    spawners: set[str] = set()
     for path in paths:
         source = _read(path)
         if not isinstance(source, str):
@@ -115,11 +122,17 @@ def _scan(paths: list[Path]) -> _Tree:
                     held.setdefault(owner, set()).add(made)
             elif not indent or name in declared:
                 long_lived.add(made)
+        defs = [(m.start(), m.group(1)) for m in _DEF_LINE.finditer(source)]
+        for m in _SPAWN_CALL.finditer(source):
+            spawner = next((name for at, name in reversed(defs) if at < m.start()), None)
+            if spawner is not None:
+                spawners.add(spawner)
         local = local or "locmem.LocMemCache" in source
         settings = settings or "INSTALLED_APPS" in source
         caches = caches or _CACHES_LINE.search(source) is not None
     held_by = {k: frozenset(v) for k, v in held.items()}
-    return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches)
+    return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches,
+                 frozenset(spawners))  # fmt: skip
 
 
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
@@ -146,10 +159,16 @@ class _Checked:
     ignored: dict[int, set[str]] = field(default_factory=dict)
     gated: list[tuple[Finding, str]] = field(default_factory=list)
     on_globals: set[str] = field(default_factory=set)
+    loops: set[tuple[str, str]] = field(default_factory=set)  # (module, function) that loop
+    # a loop started through a spawner of the tree, from a helper of startup, or imported
+    # from another module: (finding, the loop, the function that starts it, None at
+    # startup or import)
+    starts: list[tuple[Finding, tuple[str, str], str | None]] = field(default_factory=list)
 
     def final(
-        self, graph: Graph, reached: dict[frozenset[str], Reached], on_globals: set[str]
-    ) -> list[Finding]:
+        self, graph: Graph, reached: dict[frozenset[str], Reached], on_globals: set[str],
+        loops: set[tuple[str, str]],
+    ) -> list[Finding]:  # fmt: skip
         """The findings that stand, given the tree's `graph`, what it `reached` from roots
         outside each allowed set (`_reached`) and the methods it calls on module globals.
         A finding in a function that is not a root carries the path of calls to it."""
@@ -163,6 +182,11 @@ class _Checked:
         for finding, method in self.gated:
             if method in on_globals and method in at_request:
                 kept.append(replace(finding, via=_path(at_request, method)))
+        for finding, loop, starter in self.starts:  # started only at startup: every instance
+            if loop in loops and (
+                starter is None or (starter in graph and starter not in at_request)
+            ):
+                kept.append(finding)
         return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
 
 
@@ -213,4 +237,5 @@ def _final(checked: list[_Checked]) -> list[Finding]:
             graph.setdefault(name, set()).update(callers)
     reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
     on_globals = set().union(*(result.on_globals for result in checked))
-    return [f for result in checked for f in result.final(graph, reached, on_globals)]
+    loops = set().union(*(result.loops for result in checked))
+    return [f for result in checked for f in result.final(graph, reached, on_globals, loops)]

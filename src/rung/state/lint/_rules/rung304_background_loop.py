@@ -25,11 +25,30 @@ _SPAWNERS = {"asyncio.create_task", "asyncio.ensure_future", "create_task", "ens
 
 
 def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
-    spawns = name in _SPAWNERS or name.rsplit(".", 1)[-1] in ("create_task", "ensure_future")
-    if not spawns or not (fn is None or ctx.at_startup(fn)):
+    last = name.rsplit(".", 1)[-1]
+    spawns = name in _SPAWNERS or last in ("create_task", "ensure_future")
+    started = _started_function(call) if spawns or last in ctx.spawners else None
+    if started is None:
         return
-    started = _started_function(call)
+    message = f"{started}() loops forever in the background of every instance"
+    at_startup = fn is None or ctx.at_startup(fn)
+    if spawns and started in ctx.loops and at_startup:
+        ctx.report(_start_of(call, fn) if fn is not None else call, RULE.id, message)
+        return
+    # Through the app's own spawner, from a helper only startup calls, or a loop imported
+    # from another module of the tree (by its qualified name: a bare name would match any
+    # `run()`)
     if started in ctx.loops:
-        at = _start_of(call, fn) if fn is not None else call
-        ctx.report(at, RULE.id, f"{started}() loops forever in the background of every "
-                   "instance")  # fmt: skip
+        loop = (ctx.module, started)
+    elif isinstance(_first(call), ast.Name) and started in ctx.imports:
+        origin, _, function = ctx.imports[started].rpartition(".")
+        loop = (origin.rpartition(".")[2], function)
+    else:
+        return
+    ctx.start(call, RULE.id, message, loop, None if at_startup else fn)
+
+
+def _first(call: ast.Call) -> ast.expr | None:
+    """What `call` starts: its first argument, or the function that argument calls."""
+    first = call.args[0] if call.args else None
+    return first.func if isinstance(first, ast.Call) else first
