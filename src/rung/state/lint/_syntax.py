@@ -117,8 +117,9 @@ def _started_function(call: ast.Call) -> str | None:
 
 def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
     """Does `node` name a scratch file of this call alone? Judged by how the name was made,
-    not by its directory: tempfile's files and directories are (unless put in a `dir=` of
-    the app's, the atomic-write idiom), and so are unique names (uuid4, a `secrets` token)
+    not by its directory: tempfile's files and directories are (in a `dir=` of the app's,
+    only those that delete themselves: a kept one there is the atomic-write idiom's), and
+    so are unique names (uuid4, a `secrets` token)
     under the temp directory; `/tmp/cache/<key>.json` is not (another request reads it
     back), nor a fixed name under `gettempdir()`, nor a uuid4 name in `uploads/`."""
     temporary = unique = False
@@ -127,13 +128,31 @@ def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
             return True
         if isinstance(inner, ast.Call):
             called = _called_name(inner)
-            if called in _TEMPFILES and not any(k.arg == "dir" for k in inner.keywords):
+            if called in _TEMPFILES and (_deletes_itself(inner) or not _has_keyword(inner, "dir")):
                 return True
             unique = unique or called in _UNIQUE_NAMES
             temporary = temporary or called == "gettempdir"
         elif isinstance(inner, ast.Constant) and str(inner.value).startswith("/tmp/"):
             temporary = True
     return temporary and unique
+
+
+def _deletes_itself(call: ast.Call) -> bool:
+    """A temporary directory, or a temporary file not kept (`delete=False` keeps one: the
+    atomic-write idiom, `NamedTemporaryFile(dir=target_dir, delete=False)`, then a rename),
+    is gone when its `with` ends, wherever it was made."""
+    called = _called_name(call)
+    if called in ("TemporaryDirectory", "TemporaryFile", "SpooledTemporaryFile"):
+        return True
+    kept = any(
+        k.arg == "delete" and isinstance(k.value, ast.Constant) and not k.value.value
+        for k in call.keywords
+    )  # fmt: skip
+    return called == "NamedTemporaryFile" and not kept
+
+
+def _has_keyword(call: ast.Call, name: str) -> bool:
+    return any(k.arg == name for k in call.keywords)
 
 
 def _names_a_path(node: ast.expr) -> bool:
