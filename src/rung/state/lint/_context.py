@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 from rung.state.lint._finding import Finding
 from rung.state.lint._rules import HOOKS
@@ -64,6 +65,7 @@ _STARTUP_DECORATORS = {
     "after_server_start", "main_process_start",
 }  # fmt: skip
 _ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+T = TypeVar("T")
 _TEST_MODULE = re.compile(r"^(test_.*|.*_test\.py|conftest\.py|tests\.py)$")
 
 
@@ -104,7 +106,6 @@ class ModuleContext:
         self.main: set[int] = set()  # id() of the nodes under `if __name__ == "__main__":`
         self.function: _Function | None = None  # the function the walk is in
         self.any_global = False  # does the module declare a global anywhere?
-        self.starting: dict[int, bool] = {}  # id() of a function -> at_startup(it)
         self.testing = bool(_TEST_MODULE.match(Path(path).name))  # its calls do not count
         self.modules: dict[str, str] = {}  # a name bound to a module of the tree -> its last name
         self.imports: dict[str, str] = {}  # local name -> dotted origin
@@ -113,8 +114,7 @@ class ModuleContext:
         self.startup: set[str] = set()  # functions registered to run at startup
         self.overridden: dict[int, str] = {}  # id() of a default -> the variable that overrides it
         self.keys: set[int] = set()  # id() of strings that name, test or build, not set
-        self.memo: dict[tuple[int, Callable[[_Function], set[str]]], set[str]] = {}
-        self.items: dict[int, dict[str, str]] = {}  # per function: see _items_of
+        self.memo: dict[tuple[int, Callable[[_Function], object]], object] = {}  # see facts
         self.read_whole: set[str] = set()  # containers the module reads whole (_read_whole)
 
     # --- what the rules report with ---------------------------------------------------------
@@ -124,9 +124,7 @@ class ModuleContext:
     ) -> None:
         """A finding at `node`. A timer (RUNG3xx) stands unless only a script's main starts
         it (see _Checked)."""
-        line = getattr(node, "lineno", 1)
-        col = getattr(node, "col_offset", 0) + 1
-        finding = Finding(self.path, line, col, rule, message, safe_when=safe_when)
+        finding = self._finding(node, rule, message, safe_when)
         if not rule.startswith("RUNG3"):
             self.findings.append(finding)
         elif self.function is not None:
@@ -155,9 +153,15 @@ class ModuleContext:
         tree and `fn` (None: import or startup) is reached only from startup (_Checked)."""
         if fn is None and id(node) in self.main:
             return
-        line = getattr(node, "lineno", 1)
-        finding = Finding(self.path, line, getattr(node, "col_offset", 0) + 1, rule, message)
-        self.starts.append((finding, loop, None if fn is None else fn.name))
+        self.starts.append(
+            (self._finding(node, rule, message), loop, None if fn is None else fn.name)
+        )
+
+    def _finding(
+        self, node: ast.AST, rule: str, message: str, safe_when: str | None = None
+    ) -> Finding:
+        line, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0) + 1
+        return Finding(self.path, line, col, rule, message, safe_when=safe_when)
 
     def setting(self, node: ast.AST, rule: str, value: str, what: str) -> None:
         """A string `value` that picks a local backend: where it is the default of an
@@ -181,19 +185,16 @@ class ModuleContext:
         head = self.imports.get(node.id, node.id)
         return ".".join([head, *reversed(parts)])
 
-    def facts(self, fn: _Function, find: Callable[[_Function], set[str]]) -> set[str]:
+    def facts(self, fn: _Function, find: Callable[[_Function], T]) -> T:
         """`find(fn)`, worked out once per function (a call asks for each of its calls)."""
         key = (id(fn), find)
         if key not in self.memo:
             self.memo[key] = find(fn)
-        return self.memo[key]
+        return cast(T, self.memo[key])
 
     def at_startup(self, fn: _Function) -> bool:
-        """`_starts(fn)`, worked out once per function."""
-        key = id(fn)
-        if key not in self.starting:
-            self.starting[key] = self._starts(fn)
-        return self.starting[key]
+        """Does `fn` run at startup (`_starts`)? Worked out once per function."""
+        return self.facts(fn, self._starts)
 
     def declared(self, fn: _Function | None) -> set[str]:
         """The globals `fn` declares (none: most modules have no `global` at all)."""
@@ -438,7 +439,7 @@ class ModuleContext:
                 if kind is None or _registers(fn):
                     return None
                 return Change(node, fn, f"module-level {kind} '{base}.{target.attr}'")
-            held = self._items(fn).get(base)  # terminal = terminals.get(key)
+            held = self.facts(fn, _items_of).get(base)  # terminal = terminals.get(key)
             if held in self.module_state and not _registers(fn):
                 of = f"an item of the module-level {self.module_state[held]} '{held}'"
                 return Change(node, fn, f"{ast.unparse(target)}, of {of},")
@@ -449,12 +450,6 @@ class ModuleContext:
             what = f"module-level {self.module_state[name]} '{name}'"
             return Change(node, fn, what, session=name if "session" in name.lower() else None)
         return None
-
-    def _items(self, fn: _Function) -> dict[str, str]:
-        """`_items_of(fn)`, worked out once per function."""
-        if id(fn) not in self.items:
-            self.items[id(fn)] = _items_of(fn)
-        return self.items[id(fn)]
 
     def _harmless(self, node: ast.AST, fn: _Function) -> bool:
         """A change that keeps no state instances must share: a per-process handle to a

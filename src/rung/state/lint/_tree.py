@@ -5,6 +5,7 @@ graph's verdict (`_final`), and the worker processes a big tree is checked on (`
 
 from __future__ import annotations
 
+import bisect
 import multiprocessing
 import re
 from collections import deque
@@ -113,18 +114,18 @@ def _scan(paths: list[Path]) -> _Tree:
         declared = {
             name.strip() for m in _GLOBAL_LINE.finditer(source) for name in m.group(1).split(",")
         }
-        classes = [(m.start(), m.group(1)) for m in _CLASS_LINE.finditer(source)]
+        classes = _starts_of(_CLASS_LINE, source)
         for m in _INSTANCE_LINE.finditer(source):
             indent, on_self, name, made = m.groups()
             if on_self:  # kept by the object of the class whose body this line is in
-                owner = next((c for at, c in reversed(classes) if at < m.start()), None)
+                owner = _enclosing(classes, m.start())
                 if owner is not None:
                     held.setdefault(owner, set()).add(made)
             elif not indent or name in declared:
                 long_lived.add(made)
-        defs = [(m.start(), m.group(1)) for m in _DEF_LINE.finditer(source)]
+        defs = _starts_of(_DEF_LINE, source)
         for m in _SPAWN_CALL.finditer(source):
-            spawner = next((name for at, name in reversed(defs) if at < m.start()), None)
+            spawner = _enclosing(defs, m.start())
             if spawner is not None:
                 spawners.add(spawner)
         local = local or "locmem.LocMemCache" in source
@@ -133,6 +134,18 @@ def _scan(paths: list[Path]) -> _Tree:
     held_by = {k: frozenset(v) for k, v in held.items()}
     return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches,
                  frozenset(spawners))  # fmt: skip
+
+
+def _starts_of(pattern: re.Pattern[str], source: str) -> tuple[list[int], list[str]]:
+    """Where each match of `pattern` (a `class` or `def` line) starts, and its name."""
+    matches = list(pattern.finditer(source))
+    return [m.start() for m in matches], [m.group(1) for m in matches]
+
+
+def _enclosing(defined: tuple[list[int], list[str]], at: int) -> str | None:
+    """The name of the last definition that starts before offset `at` (`_starts_of`)."""
+    i = bisect.bisect_left(defined[0], at)
+    return defined[1][i - 1] if i else None
 
 
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
