@@ -399,6 +399,77 @@ def test_djangos_cache_is_state_where_the_settings_keep_it_in_each_process(
     assert lint_app(tmp_path / "b", {"settings.py": redis, "views.py": views}) == []
 
 
+def test_djangos_cache_by_alias_is_state_where_the_settings_keep_it_in_each_process(
+    tmp_path: Path,
+) -> None:
+    """`caches["default"].set(...)` with LocMemCache settings, replaced by Redis only when
+    an environment variable is set: reported, as `cache.set` is. Another alias is not."""
+    views = (
+        "from django.core.cache import caches\n\n\n"
+        "def guard(request, email):\n"
+        "    caches['default'].get_or_set(email, 1, timeout=360)\n"
+        "    caches['sessions'].set(email, 1)\n"
+    )
+    settings = (
+        "import os\n\nINSTALLED_APPS = ['app']\n"
+        "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'}}\n"
+        "if os.getenv('REDIS_HOST'):\n"
+        "    CACHES['default'] = {'BACKEND': 'django.core.cache.backends.redis.RedisCache'}\n"
+    )
+    found = lint_app(tmp_path, {"settings.py": settings, "views.py": views})
+    assert ("views.py", 5, "RUNG104") in found
+    assert [f for f in found if f[0] == "views.py"] == [("views.py", 5, "RUNG104")]
+
+
+def test_a_container_of_a_class_is_one_per_process_for_all_its_instances(
+    tmp_path: Path,
+) -> None:
+    """A class attribute `{}` filled through the class's name, through `self` in a
+    subclass of another module, or by `__init__` of a class a request makes: one registry
+    per process. `__init__` of a class made only at startup fills it alike everywhere."""
+    loader = (
+        "class Loader:\n    by_id: dict = {}\n\n"
+        "    def register(self, key):\n        self.by_id[key] = self\n\n\n"
+        "class Units:\n    cache = {}\n\n"
+        "    def base(self, space):\n        Units.cache[space] = [space]\n"
+    )
+    plugins = (
+        "from app.loader import Loader\n\n\n"
+        "class Zipped(Loader):\n    by_path = {}\n\n"
+        "    def __init__(self, path):\n        self.by_path[path] = self\n\n"
+        "    @classmethod\n    def get(cls, path):\n        return cls(path)\n\n\n"
+        "class Builtin(Loader):\n    made = []\n\n"
+        "    def __init__(self):\n        self.made.append(self)\n\n\n"
+        "BUILTIN = Builtin()\n\n\n"
+        "def upload(request):\n    Zipped.get(request.path).register(request.id)\n"
+    )
+    found = lint_app(tmp_path, {"loader.py": loader, "plugins.py": plugins})
+    assert found == [
+        ("loader.py", 5, "RUNG101"), ("loader.py", 12, "RUNG101"), ("plugins.py", 8, "RUNG101"),
+    ]  # fmt: skip
+
+
+def test_settings_changed_on_a_module_level_object_at_request_time_are_reported(
+    tmp_path: Path,
+) -> None:
+    """`setattr(settings, key, value)` and `settings.theme = ...` in a handler, `settings`
+    a module-level object of the tree imported here: other instances keep the old
+    settings. At startup, in a test, or on a local of that name, it is not."""
+    config = "class Settings:\n    theme = 'light'\n\n\nsettings = Settings()\n"
+    views = (
+        "from app.config import settings\n\n\n"
+        "def update(request):\n"
+        "    for key, value in request.json.items():\n"
+        "        setattr(settings, key, value)\n"
+        "    settings.theme = request.theme\n\n\n"
+        "def create_app():\n    settings.theme = 'dark'\n\n\n"
+        "def preview(request, settings):\n    settings.theme = request.theme\n\n\n"
+        "def test_update():\n    settings.theme = 'x'\n"
+    )
+    found = lint_app(tmp_path, {"config.py": config, "views.py": views})
+    assert found == [("views.py", 6, "RUNG101"), ("views.py", 7, "RUNG101")]
+
+
 def test_a_loop_of_another_module_started_through_the_apps_spawner_at_startup(
     tmp_path: Path,
 ) -> None:

@@ -80,6 +80,7 @@ class Change:
     verb: str = "changed"
     session: str | None = None
     gated: bool = False  # of an object only a module global may hold (see _Checked)
+    made_by: str | None = None  # an `__init__` change of a class attribute: the class
 
 
 class ModuleContext:
@@ -92,11 +93,16 @@ class ModuleContext:
         self.long_lived = tree.long_lived
         self.django_cache_local = tree.django_cache_local  # see _Tree
         self.spawners = tree.spawners  # see _Tree
+        self.class_containers = tree.class_containers  # see _Tree
+        self.instances = tree.instances  # see _Tree
+        self.objects: dict[str, str] = {}  # a name bound to a module-level object of the tree
         self.starts: list[tuple[Finding, tuple[str, str], str | None]] = []  # see _Checked
         file = Path(path)
         self.module = file.parent.name if file.stem == "__init__" else file.stem
         self.owners: dict[int, dict[str, str]] = {}  # id() of a method -> its shared attributes
         self.maybe: dict[int, dict[str, str]] = {}  # the same, of classes not known long-lived
+        # id() of an `__init__` or a classmethod -> its class, and its class attributes
+        self.classes: dict[int, tuple[str, dict[str, str]]] = {}
         self.gated: list[tuple[Finding, str]] = []  # see _Checked
         self.on_globals: set[str] = set()  # methods called on module globals at request time
         self.global_objects: set[str] = set()  # module globals bound to what a call made here
@@ -133,18 +139,20 @@ class ModuleContext:
             self.findings.append(finding)
 
     def state(
-        self, node: ast.AST, fn: _Function, rule: str, message: str, *, gated: bool = False
-    ) -> None:
+        self, node: ast.AST, fn: _Function, rule: str, message: str, *, gated: bool = False,
+        made_by: str | None = None,
+    ) -> None:  # fmt: skip
         """A state change in `fn`: a finding unless `fn` runs at startup (a registry filled
         once, alike on every instance) or is only called there; `gated`, only if the tree
-        calls `fn` on a module global (see _Checked)."""
-        if self.at_startup(fn):
+        calls `fn` on a module global (see _Checked); `made_by`, a class whose `__init__`
+        is `fn`: unless that class is only made at startup."""
+        if made_by is None and self.at_startup(fn):
             return
         self.report(node, rule, message)
         if gated:
             self.gated.append((self.findings.pop(), fn.name))
         else:
-            self.conditional.append((self.findings.pop(), fn.name, _AT_START))
+            self.conditional.append((self.findings.pop(), made_by or fn.name, _AT_START))
 
     def start(
         self, node: ast.AST, rule: str, message: str, loop: tuple[str, str], fn: _Function | None
@@ -224,6 +232,9 @@ class ModuleContext:
         for stmt in tree.body:
             self._module_statement(stmt)
         self.global_objects = _made_here(tree, self.imports)
+        for (module, name), made in self.instances.items():
+            if module == self.module and name in self.global_objects:
+                self.objects[name] = made
         for node in nodes:
             if isinstance(node, ast.ClassDef):
                 self._class(node)
@@ -253,6 +264,9 @@ class ModuleContext:
             if node.module and not node.level:
                 self.imports[local] = f"{node.module}.{alias.name}"
             kind = self.shared.get((source, alias.name))
+            made = self.instances.get((source, alias.name))
+            if made is not None:
+                self.objects[local] = made
             if kind is not None:
                 self.module_state[local] = kind
             elif any(module == alias.name for module, _ in self.shared):
@@ -303,6 +317,14 @@ class ModuleContext:
                 for t in targets:
                     if kind and kind != "cache" and isinstance(t, ast.Name) and t.id not in on_self:
                         shared[t.id] = f"class attribute {cls.name}.{t.id} ({kind})"
+        for attr, what in self.class_containers.get(cls.name, {}).items():  # of a base class
+            if attr not in on_self:
+                shared.setdefault(attr, what)
+        for method in methods:  # what `__init__` adds to them, each time the class is made
+            if method.name == "__init__" or any(
+                _is_name(d, "classmethod") for d in method.decorator_list
+            ):
+                self.classes[id(method)] = (cls.name, dict(shared))
         kept: dict[str, str] = {}  # what an instance keeps, if it lives long
         for attr, held in on_self.items():
             if held and held != "cache":
@@ -402,6 +424,8 @@ class ModuleContext:
                     target = t.value
                 elif _on_app(t):  # app.state.hits = ..., at request time
                     return Change(node, fn, ast.unparse(t), verb="set")
+                elif isinstance(t, ast.Attribute) and self._of_object(t, fn):  # settings.x = ...
+                    return Change(node, fn, self._of_object(t, fn), verb="set")
                 elif (
                     isinstance(t, ast.Attribute) and _is_name(t.value, "self")
                     and not self._harmless(node, fn) and not _set_lazily(fn, t.attr)
@@ -412,9 +436,11 @@ class ModuleContext:
                         gated = t.attr not in owned
                         return Change(node, fn, f"the {kept}", verb="set", gated=gated)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
-            func = node.value.func
+            func, args = node.value.func, node.value.args
             if isinstance(func, ast.Attribute) and func.attr in _MUTATORS:
                 target = func.value
+            elif _is_name(func, "setattr") and args and self._of_object(args[0], fn):
+                return Change(node, fn, self._of_object(args[0], fn), verb="set")
         while isinstance(target, ast.Subscript):  # cache[user][key] = ...
             target = target.value
         if target is None or self._harmless(node, fn):
@@ -432,8 +458,14 @@ class ModuleContext:
                 return Change(node, fn, f"the {owned[target.attr]}")
             if target.attr in maybe and target.value.id == "self":
                 return Change(node, fn, f"the {maybe[target.attr]}", gated=True)
+            cls, attributes = self.classes.get(id(fn), ("", {}))
+            if fn.name == "__init__" and target.attr in attributes:  # a registry of instances
+                return Change(node, fn, f"the {attributes[target.attr]}", made_by=cls)
         if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             base = target.value.id
+            of_class = self.class_containers.get(base, {}).get(target.attr)
+            if of_class is not None and not _registers(fn):  # Plugin.registry[name] = ...
+                return Change(node, fn, f"the {of_class}")
             if base in self.modules:  # state.cache[...] = ..., `state` a module of the tree
                 kind = self.shared.get((self.modules[base], target.attr))
                 if kind is None or _registers(fn):
@@ -450,6 +482,19 @@ class ModuleContext:
             what = f"module-level {self.module_state[name]} '{name}'"
             return Change(node, fn, what, session=name if "session" in name.lower() else None)
         return None
+
+    def _of_object(self, node: ast.expr, fn: _Function) -> str:
+        """`settings.theme` / `settings` where `settings` is a module-level object of a
+        class of the tree: what it names (empty if not)."""
+        base = node.value if isinstance(node, ast.Attribute) else node
+        if not isinstance(base, ast.Name) or base.id not in self.objects:
+            return ""
+        if self.testing or fn.name.startswith("test"):
+            return ""  # a test sets up its case
+        if base.id in self.facts(fn, _locals):
+            return ""
+        what = f"the module-level {self.objects[base.id]} '{base.id}'"
+        return f"{ast.unparse(node)}, of {what}," if base is not node else what
 
     def _harmless(self, node: ast.AST, fn: _Function) -> bool:
         """A change that keeps no state instances must share: a per-process handle to a
@@ -495,7 +540,10 @@ class ModuleContext:
                 caller = _MAIN if id(call) in self.main else _STARTUP
             else:
                 caller = _STARTUP if self.at_startup(fn) else fn.name
-            self.calls.setdefault(_called_name(call), set()).add(caller)
+            called = _called_name(call)
+            if called == "cls" and id(fn) in self.classes:  # cls(...) in a classmethod
+                called = self.classes[id(fn)][0]
+            self.calls.setdefault(called, set()).add(caller)
         variable = self.env_read(call)
         if variable is not None:
             for default in [*call.args[1:2], *(k.value for k in call.keywords)]:

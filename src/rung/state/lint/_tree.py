@@ -57,7 +57,14 @@ _INSTANCE_LINE = re.compile(
 )
 # A function's `global NAME`: an instance it binds to NAME lives as long as the process too.
 _GLOBAL_LINE = re.compile(r"^[ \t]+global[ \t]+([\w, \t]+?)[ \t]*$", re.MULTILINE)
-_CLASS_LINE = re.compile(r"^class[ \t]+(\w+)", re.MULTILINE)
+_CLASS_LINE = re.compile(r"^class[ \t]+(\w+)(?:[ \t]*\(([^)]*)\))?", re.MULTILINE)
+# A container in a class body (`    registry: dict[str, Plugin] = {}`): one per process,
+# shared by every instance of the class and of its subclasses.
+_CLASS_CONTAINER_LINE = re.compile(
+    r"^[ \t]+([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(\{|\[|(?:set|dict|list|(?:collections\.)?"
+    r"(?:defaultdict|OrderedDict|Counter|deque))\()",
+    re.MULTILINE,
+)
 # A function that starts a task or a thread: `def spawn(fn): return create_task(fn())`.
 _DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 _SPAWN_CALL = re.compile(r"\b(?:create_task|ensure_future|Thread)\(")
@@ -77,6 +84,12 @@ class _Tree:
     django_settings: bool = False
     django_caches: bool = False
     spawners: frozenset[str] = frozenset()  # functions of the tree that start a task or thread
+    # class -> its container class attributes, with those of the classes it derives from
+    class_containers: dict[str, dict[str, str]] = field(default_factory=dict)
+    bases: dict[str, frozenset[str]] = field(default_factory=dict)  # class -> its bases' names
+    # (module's last name, variable) -> the class of the tree a module-level instance is of
+    instances: dict[tuple[str, str], str] = field(default_factory=dict)
+    defined: frozenset[str] = frozenset()  # the tree's classes
 
     @staticmethod
     def joined(parts: list[_Tree]) -> _Tree:
@@ -92,8 +105,25 @@ class _Tree:
         caches = any(part.django_caches for part in parts)
         local = any(part.django_cache_local for part in parts) or (settings and not caches)
         spawners = frozenset().union(*(part.spawners for part in parts))
+        own: dict[str, dict[str, str]] = {}
+        bases: dict[str, set[str]] = {}
+        for part in parts:
+            for cls, attributes in part.class_containers.items():
+                own.setdefault(cls, {}).update(attributes)
+            for cls, names in part.bases.items():
+                bases.setdefault(cls, set()).update(names)
+        inherited = {  # what a class has of its own and of the classes it derives from
+            cls: {a: k for up in _closure(bases, {cls}) for a, k in own.get(up, {}).items()}
+            for cls in own.keys() | bases.keys()
+        }
+        defined = frozenset().union(*(part.defined for part in parts))
+        instances = {
+            key: cls for part in parts for key, cls in part.instances.items() if cls in defined
+        }
         return _Tree(containers, frozenset(long_lived), {}, django_cache_local=local,
-                     spawners=spawners)  # fmt: skip
+                     spawners=spawners,
+                     class_containers={c: a for c, a in inherited.items() if a},
+                     instances=instances)  # fmt: skip
 
 
 def _scan(paths: list[Path]) -> _Tree:
@@ -102,19 +132,22 @@ def _scan(paths: list[Path]) -> _Tree:
     held: dict[str, set[str]] = {}
     local = settings = caches = False
     spawners: set[str] = set()
+    class_containers: dict[str, dict[str, str]] = {}
+    bases: dict[str, frozenset[str]] = {}
+    instances: dict[tuple[str, str], str] = {}
+    defined: set[str] = set()
     for path in paths:
         source = _read(path)
         if not isinstance(source, str):
             continue  # reported by the check
         module = path.parent.name if path.stem == "__init__" else path.stem
         for match in _CONTAINER_LINE.finditer(source):
-            opener = match.group(2)
-            kind = {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
-            containers[(module, match.group(1))] = kind
+            containers[(module, match.group(1))] = _kind(match.group(2))
         declared = {
             name.strip() for m in _GLOBAL_LINE.finditer(source) for name in m.group(1).split(",")
         }
         classes = _starts_of(_CLASS_LINE, source)
+        defined.update(classes[1])
         for m in _INSTANCE_LINE.finditer(source):
             indent, on_self, name, made = m.groups()
             if on_self:  # kept by the object of the class whose body this line is in
@@ -123,7 +156,21 @@ def _scan(paths: list[Path]) -> _Tree:
                     held.setdefault(owner, set()).add(made)
             elif not indent or name in declared:
                 long_lived.add(made)
+                if not indent:
+                    instances[(module, name)] = made
         defs = _starts_of(_DEF_LINE, source)
+        for m in _CLASS_LINE.finditer(source):
+            if m.group(2):
+                bases[m.group(1)] = frozenset(
+                    b.strip().rsplit(".", 1)[-1] for b in m.group(2).split(",") if "=" not in b
+                )
+        for m in _CLASS_CONTAINER_LINE.finditer(source):
+            owner = _enclosing(classes, m.start())
+            if owner is not None and _last_start(classes, m.start()) > _last_start(defs, m.start()):
+                kind = _kind(m.group(2))
+                class_containers.setdefault(owner, {})[m.group(1)] = (
+                    f"class attribute {owner}.{m.group(1)} ({kind})"
+                )
         for m in _SPAWN_CALL.finditer(source):
             spawner = _enclosing(defs, m.start())
             if spawner is not None:
@@ -133,13 +180,25 @@ def _scan(paths: list[Path]) -> _Tree:
         caches = caches or _CACHES_LINE.search(source) is not None
     held_by = {k: frozenset(v) for k, v in held.items()}
     return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches,
-                 frozenset(spawners))  # fmt: skip
+                 frozenset(spawners), class_containers, bases, instances,
+                 frozenset(defined))  # fmt: skip
+
+
+def _kind(opener: str) -> str:
+    """The kind of container a line opens: `{` a dict, `defaultdict(` a defaultdict."""
+    return {"{": "dict", "[": "list"}.get(opener, opener.rstrip("(").rsplit(".")[-1])
 
 
 def _starts_of(pattern: re.Pattern[str], source: str) -> tuple[list[int], list[str]]:
     """Where each match of `pattern` (a `class` or `def` line) starts, and its name."""
     matches = list(pattern.finditer(source))
     return [m.start() for m in matches], [m.group(1) for m in matches]
+
+
+def _last_start(defined: tuple[list[int], list[str]], at: int) -> int:
+    """Where the last definition that starts before offset `at` starts (-1: none)."""
+    i = bisect.bisect_left(defined[0], at)
+    return defined[0][i - 1] if i else -1
 
 
 def _enclosing(defined: tuple[list[int], list[str]], at: int) -> str | None:

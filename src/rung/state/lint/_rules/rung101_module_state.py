@@ -20,4 +20,6 @@ RULE = Rule(
 def on_change(ctx: ModuleContext, change: Change) -> None:
     if change.session is None:  # a store of sessions is RUNG103's
         message = f"{change.what} is {change.verb} inside {change.fn.name}()"
-        ctx.state(change.node, change.fn, RULE.id, message, gated=change.gated)
+        ctx.state(
+            change.node, change.fn, RULE.id, message, gated=change.gated, made_by=change.made_by
+        )

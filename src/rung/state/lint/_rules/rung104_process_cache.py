@@ -53,7 +53,7 @@ def on_module_cache(ctx: ModuleContext, stmt: ast.stmt, name: str) -> None:
 def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
     if name.rsplit(".", 1)[-1] == "setup" and _mem_url(call):
         ctx.report(call, RULE.id, "an in-memory (mem://) cache backend is per process")
-    elif fn is not None and ctx.django_cache_local and name in _DJANGO_CACHE_WRITES:
+    elif fn is not None and ctx.django_cache_local and _django_cache_write(ctx, call, name):
         ctx.state(call, fn, RULE.id, f"{fn.name}() fills Django's cache, which the settings keep "
                   "in each process (LocMemCache)")  # fmt: skip
 
@@ -62,6 +62,19 @@ def on_string(ctx: ModuleContext, node: ast.expr, value: str) -> None:
     what = _BACKENDS.get(value)
     if what is not None:
         ctx.setting(node, RULE.id, value, what)
+
+
+def _django_cache_write(ctx: ModuleContext, call: ast.Call, name: str) -> bool:
+    """`cache.set(...)`, `caches["default"].set(...)`: a write to Django's default cache."""
+    if name in _DJANGO_CACHE_WRITES:
+        return True
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute) and isinstance(func.value, ast.Subscript)
+        and ctx.qualname(func.value.value) == "django.core.cache.caches"
+        and isinstance(func.value.slice, ast.Constant) and func.value.slice.value == "default"
+        and f"django.core.cache.cache.{func.attr}" in _DJANGO_CACHE_WRITES
+    )  # fmt: skip
 
 
 def _request_path(ctx: ModuleContext, fn: _Function) -> bool:
