@@ -470,6 +470,79 @@ def test_settings_changed_on_a_module_level_object_at_request_time_are_reported(
     assert found == [("views.py", 6, "RUNG101"), ("views.py", 7, "RUNG101")]
 
 
+def test_a_singleton_and_an_object_kept_on_the_app_live_as_long_as_the_process(
+    tmp_path: Path,
+) -> None:
+    """`Controller._instance = Controller()` and `app.hub = Hub()`: what their methods keep
+    is the process's. An object that subscribes to a shared bus keeps its own subscribers,
+    fed from the bus: not reported."""
+    store = (
+        "class Controller:\n"
+        "    def __init__(self):\n        self.projects = {}\n\n"
+        "    def add(self, key):\n        self.projects[key] = True\n\n"
+        "    @staticmethod\n    def instance():\n"
+        "        if not hasattr(Controller, '_instance'):\n"
+        "            Controller._instance = Controller()\n"
+        "        return Controller._instance\n\n\n"
+        "class Hub:\n"
+        "    def __init__(self):\n        self.clients = {}\n\n"
+        "    def join(self, key, queue):\n        self.clients[key] = queue\n\n\n"
+        "class BusHub:\n"
+        "    def __init__(self, redis):\n        self.clients = {}\n"
+        "        self.pubsub = redis.pubsub()\n\n"
+        "    def join(self, key, queue):\n        self.clients[key] = queue\n\n"
+        "    def listen(self):\n        self.pubsub.subscribe('events')\n"
+    )
+    views = (
+        "from app.store import BusHub, Controller, Hub\n\n\n"
+        "def create_app(redis):\n    app = object()\n    app.hub = Hub()\n"
+        "    app.bus = BusHub(redis)\n    return app\n\n\n"
+        "def add_project(request):\n    Controller.instance().add(request.key)\n\n\n"
+        "def join(request):\n    request.app.hub.join(request.key, request.queue)\n"
+        "    request.app.bus.join(request.key, request.queue)\n"
+    )
+    found = lint_app(tmp_path, {"store.py": store, "views.py": views})
+    assert found == [("store.py", 6, "RUNG101"), ("store.py", 20, "RUNG101")]
+
+
+def test_a_container_a_blueprint_factory_makes_is_shared_by_its_routes(tmp_path: Path) -> None:
+    """`running = []` in `construct_blueprint`, appended to by a route it defines: one list
+    per process, for as long as the app. A route is a request handler even when its name
+    says start. A handler's own list is not state."""
+    blueprint = (
+        "from flask import Blueprint\n\n\n"
+        "def construct_blueprint(store):\n"
+        "    bp = Blueprint('backups', __name__)\n    running = []\n\n"
+        "    @bp.route('/backup', methods=['POST'])\n"
+        "    def start_backup():\n        running.append(store.name)\n        return 'ok'\n\n"
+        "    @bp.route('/status')\n"
+        "    def status():\n        seen = []\n        seen.append(len(running))\n"
+        "        return str(seen)\n\n"
+        "    return bp\n"
+    )
+    assert lint_app(tmp_path, {"backups.py": blueprint}) == [("backups.py", 10, "RUNG101")]
+
+
+def test_a_registry_on_a_module_level_object_read_whole_is_state_of_the_process(
+    tmp_path: Path,
+) -> None:
+    """`handler.listeners.append(ws)`, `handler` a module-level object whose class sends to
+    all its listeners: a viewer sees only this instance's. If nothing reads the registry
+    whole, it is this process's own connections: not reported."""
+    log = (
+        "class Collector:\n"
+        "    def __init__(self):\n        self.listeners = []\n\n"
+        "    def send(self, record):\n        for ws in self.listeners:\n"
+        "            ws.send(record)\n\n\n"
+        "handler = Collector()\n\n\n"
+        "async def log_websocket(request, ws):\n    handler.listeners.append(ws)\n"
+    )
+    assert lint_app(tmp_path / "a", {"log.py": log}) == [("log.py", 14, "RUNG101")]
+    quiet = log.replace("        for ws in self.listeners:\n            ws.send(record)\n",
+                        "        pass\n")  # fmt: skip
+    assert lint_app(tmp_path / "b", {"log.py": quiet}) == []
+
+
 def test_a_loop_of_another_module_started_through_the_apps_spawner_at_startup(
     tmp_path: Path,
 ) -> None:

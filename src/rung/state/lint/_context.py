@@ -26,6 +26,7 @@ from rung.state.lint._syntax import (
     _globals,
     _is_main_guard,
     _is_name,
+    _is_route,
     _items_of,
     _keeps_task,
     _keyed_on_self,
@@ -38,6 +39,7 @@ from rung.state.lint._syntax import (
     _registers,
     _set_lazily,
     _sqlite_file_url,
+    _subscribes,
     _target_name,
     _task_names,
 )  # fmt: skip
@@ -96,6 +98,9 @@ class ModuleContext:
         self.class_containers = tree.class_containers  # see _Tree
         self.instances = tree.instances  # see _Tree
         self.objects: dict[str, str] = {}  # a name bound to a module-level object of the tree
+        # id() of a route handler defined in a function -> that function's containers it
+        # shares with the other handlers (name -> what it is)
+        self.closures: dict[int, dict[str, str]] = {}
         self.starts: list[tuple[Finding, tuple[str, str], str | None]] = []  # see _Checked
         file = Path(path)
         self.module = file.parent.name if file.stem == "__init__" else file.stem
@@ -149,6 +154,8 @@ class ModuleContext:
         if made_by is None and self.at_startup(fn):
             return
         self.report(node, rule, message)
+        if _is_route(fn):
+            return  # a request handler: the framework calls it
         if gated:
             self.gated.append((self.findings.pop(), fn.name))
         else:
@@ -220,7 +227,7 @@ class ModuleContext:
     def check(self, tree: ast.Module) -> None:
         nodes = list(ast.walk(tree))
         self.any_global = any(isinstance(node, ast.Global) for node in nodes)
-        self.read_whole = _read_whole(tree)
+        self.read_whole = _read_whole(nodes)
         for node in nodes:
             if isinstance(node, ast.Import):
                 for alias in node.names:
@@ -242,6 +249,10 @@ class ModuleContext:
             if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
                 self.main.update(id(n) for part in stmt.body for n in ast.walk(part))
         defined = {node.name: node for node in nodes if isinstance(node, _Function)}
+        functions = [node for node in nodes if isinstance(node, _Function)]
+        if any(fn.col_offset and _is_route(fn) for fn in functions):  # routes defined inside
+            for fn in functions:
+                self._closures(fn)
         loops = [node.lineno for node in nodes if isinstance(node, ast.While)]
         for node in nodes:
             if (
@@ -296,13 +307,15 @@ class ModuleContext:
         """The container attributes a method of `cls` may not change: class attributes
         (shared by every instance in the process) that no method rebinds on `self`, and,
         when an instance of `cls` lives as long as the process, the containers its methods
-        put on `self` and the mappings they store into by key."""
+        put on `self` and the mappings they store into by key (unless it subscribes to a
+        shared bus: then they are this process's own subscribers, fed from it)."""
         if any(_is_name(base, "type") for base in cls.bases):
             return  # a metaclass: what it keeps is per class, filled as classes are made
         methods = [m for m in cls.body if isinstance(m, _Function)]
+        walked = [(method, list(ast.walk(method))) for method in methods]
         on_self: dict[str, str | None] = {}  # attribute -> its kind when a container
-        for method in methods:
-            for node in ast.walk(method):
+        for _, nodes in walked:
+            for node in nodes:
                 if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for t in targets:
@@ -329,11 +342,14 @@ class ModuleContext:
         for attr, held in on_self.items():
             if held and held != "cache":
                 kept[attr] = f"{held} {attr}"
-        for attr in _keyed_on_self(methods) - kept.keys():  # a mapping of any class
+        for attr in _keyed_on_self(walked) - kept.keys():  # a mapping of any class
             if attr in on_self and on_self[attr] != "cache":
                 kept[attr] = f"mapping {attr}"
-        for attr in _rebound_on_self(methods) - kept.keys() - shared.keys():
+        for attr in _rebound_on_self(walked) - kept.keys() - shared.keys():
             kept[attr] = f"attribute {attr}"  # self.last_request_time = now
+        every = [node for _, nodes in walked for node in nodes]
+        if kept and _subscribes(every):  # what it keeps is fed by a shared bus (pub/sub):
+            kept = {}  # each instance listens and fans out to its own subscribers
         if cls.name in self.long_lived:
             shared.update({a: f"{k} of the long-lived {cls.name}" for a, k in kept.items()})
         maybe = {a: f"{k} of {cls.name}, held by a module global," for a, k in kept.items()}
@@ -343,6 +359,31 @@ class ModuleContext:
                     self.owners[id(method)] = shared
                 if maybe and cls.name not in self.long_lived:
                     self.maybe[id(method)] = maybe
+
+    def _closures(self, outer: _Function) -> None:
+        """The containers `outer` makes that the route handlers it defines change: they
+        live as long as the app the handlers are routes of (`sessions = {}` in a blueprint
+        factory, `@bp.post("/login")` storing into it)."""
+        made: dict[str, str] = {}
+        handlers: list[_Function] = []
+        pending: list[ast.AST] = list(outer.body)
+        while pending:
+            node = pending.pop()
+            if isinstance(node, _Function):
+                if _is_route(node):
+                    handlers.append(node)
+                continue
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                kind = self._container_kind(node.value)
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in targets:
+                    if kind and kind != "cache" and isinstance(t, ast.Name):
+                        made[t.id] = f"{kind} '{t.id}' of {outer.name}(), which its routes share"
+            pending.extend(ast.iter_child_nodes(node))
+        for handler in handlers:
+            shared = {n: what for n, what in made.items() if n not in self.facts(handler, _locals)}
+            if shared:
+                self.closures[id(handler)] = shared
 
     def _container_kind(self, value: ast.expr) -> str | None:
         if isinstance(value, ast.Dict | ast.DictComp):
@@ -445,7 +486,12 @@ class ModuleContext:
             target = target.value
         if target is None or self._harmless(node, fn):
             return None
-        if _adds_connection(node) and ast.unparse(target) not in self.read_whole:
+        whole, of_object = {ast.unparse(target)}, ""
+        if isinstance(target, ast.Attribute):  # handler.listeners, `handler` a global
+            of_object = self._of_object(target, fn)
+            if of_object:  # which its class may read whole, as self.listeners
+                whole.add(f"self.{target.attr}")
+        if _adds_connection(node) and not whole & self.read_whole:
             return None  # this process's own connections, which nothing reaches all of
         if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
             return Change(node, fn, ast.unparse(target))
@@ -461,6 +507,8 @@ class ModuleContext:
             cls, attributes = self.classes.get(id(fn), ("", {}))
             if fn.name == "__init__" and target.attr in attributes:  # a registry of instances
                 return Change(node, fn, f"the {attributes[target.attr]}", made_by=cls)
+        if of_object:
+            return Change(node, fn, of_object)
         if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             base = target.value.id
             of_class = self.class_containers.get(base, {}).get(target.attr)
@@ -475,6 +523,8 @@ class ModuleContext:
             if held in self.module_state and not _registers(fn):
                 of = f"an item of the module-level {self.module_state[held]} '{held}'"
                 return Change(node, fn, f"{ast.unparse(target)}, of {of},")
+        if isinstance(target, ast.Name) and target.id in self.closures.get(id(fn), {}):
+            return Change(node, fn, f"the {self.closures[id(fn)][target.id]}")
         if isinstance(target, ast.Name) and target.id in self.module_state:
             name = target.id
             if name in _locals(fn) or _registers(fn):
@@ -572,6 +622,8 @@ class ModuleContext:
         a `start...` method of an object (long-lived when it starts a loop), or an app
         factory (`create_app`, `..._app`, a function that builds the app)."""
         name = fn.name
+        if _is_route(fn):
+            return False
         if name in self.startup or "lifespan" in name or "start" in name:
             return True
         if name in ("__init__", "ready", "create_app", "make_app", "app_factory", "init_app"):

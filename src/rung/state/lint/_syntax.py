@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TypeAlias
 
 _Function: TypeAlias = ast.FunctionDef | ast.AsyncFunctionDef
+Walked: TypeAlias = list[tuple[_Function, list[ast.AST]]]  # functions, each with its nodes
 
 # Calls whose result names a file no other call gets: tempfile's own, and unique names.
 _LISTENS = {"subscribe", "psubscribe", "get_message", "xread", "xreadgroup", "add_listener"}
@@ -156,13 +157,24 @@ def _has_keyword(call: ast.Call, name: str) -> bool:
 
 
 def _names_a_path(node: ast.expr) -> bool:
-    """`file_path`, `self.path`, `os.path.join(...)`, `Path(...)`, an f-string."""
+    """`file_path`, `self.path`, `os.path.join(...)`, `Path(...)`, `Path(d) / name`, an
+    f-string."""
     if isinstance(node, ast.JoinedStr):
         return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+        return _names_a_path(node.left)
     if isinstance(node, ast.Call):
         return _called_name(node) in ("join", "Path")
     named = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
     return any(word in named.lower() for word in ("path", "file"))
+
+
+def _path_names(fn: _Function) -> set[str]:
+    """Names `fn` binds to a path (`target = Path(tempfile.gettempdir()) / name`)."""
+    return {
+        target.id for target, value in _bindings(fn)
+        if isinstance(target, ast.Name) and _names_a_path(value)
+    }  # fmt: skip
 
 
 def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
@@ -188,6 +200,18 @@ def _bindings(fn: _Function) -> Iterator[tuple[ast.expr, ast.expr]]:
             yield from ((i.optional_vars, i.context_expr) for i in node.items if i.optional_vars)
         elif isinstance(node, ast.For | ast.AsyncFor):
             yield node.target, node.iter
+
+
+_ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
+
+
+def _is_route(fn: _Function) -> bool:
+    """A request handler: `@app.get("/")`, `@bp.route(...)`, `@self.route(...)`."""
+    for decorator in fn.decorator_list:
+        target = decorator.func if isinstance(decorator, ast.Call) else decorator
+        if isinstance(target, ast.Attribute) and target.attr in _ROUTE_DECORATORS:
+            return True
+    return False
 
 
 def _names_in(target: ast.expr) -> set[str]:
@@ -228,8 +252,8 @@ def _names_upload_type(annotation: ast.expr) -> bool:
 def _target_name(target: ast.expr, fn: _Function | None, declared: set[str]) -> str:
     """The name an assignment sets, for judging it: `SECRET_KEY`, `app.secret_key`,
     `app.config["SECRET_KEY"]`. Inside a function, a plain local counts only when it says
-    secret (`api_key = token_hex()` there is usually a user's key, bound for the database)
-    or is declared global."""
+    secret (`api_key = token_hex()` there is usually a user's key, bound for the database),
+    is bound in a function that says secret (`gen_secret_key`), or is declared global."""
     if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
         return str(target.slice.value)
     if isinstance(target, ast.Attribute):
@@ -237,8 +261,15 @@ def _target_name(target: ast.expr, fn: _Function | None, declared: set[str]) -> 
     if isinstance(target, ast.Name):
         if fn is None or "secret" in target.id.lower() or target.id == "CACHE_TYPE":
             return target.id
+        if "secret" in fn.name.lower():  # gen_secret_key(): key = os.urandom(64)
+            return target.id
         return target.id if target.id in declared else ""
     return ""
+
+
+def _subscribes(nodes: Iterable[ast.AST]) -> bool:
+    """Does a call among `nodes` subscribe to a shared server (pub/sub, a stream)?"""
+    return any(isinstance(node, ast.Call) and _called_name(node) in _LISTENS for node in nodes)
 
 
 def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
@@ -246,10 +277,7 @@ def _listens(fn: _Function, defined: dict[str, _Function]) -> bool:
     server (pub/sub, a stream)? Every instance needs its own listener: not a timer."""
     called = {_called_name(node) for node in ast.walk(fn) if isinstance(node, ast.Call)}
     bodies = [fn, *(defined[name] for name in called if name in defined)]
-    return any(
-        _called_name(node) in _LISTENS
-        for body in bodies for node in ast.walk(body) if isinstance(node, ast.Call)
-    )  # fmt: skip
+    return _subscribes(node for body in bodies for node in ast.walk(body))
 
 
 def _called_name(call: ast.Call) -> str:
@@ -349,9 +377,9 @@ def _sqlite_file_url(value: str) -> bool:
     """`sqlite:///app.db`, `sqlite+aiosqlite:///...`, `sqlite:` + a path; not the
     in-memory `sqlite://` or `sqlite:///:memory:`."""
     scheme, colon, rest = value.partition(":")
-    if not colon or scheme.split("+")[0] != "sqlite":
-        return False
-    return rest.startswith("/") and rest not in ("//", "///:memory:")
+    if not colon or scheme.split("+")[0] != "sqlite" or not rest or rest[0].isspace():
+        return False  # "sqlite: database is locked" is a message
+    return rest not in ("//", "///:memory:", ":memory:")
 
 
 def _memory_db(call: ast.Call) -> bool:
@@ -364,14 +392,14 @@ def _mem_url(call: ast.Call) -> bool:
     return isinstance(first, ast.Constant) and str(first.value).startswith("mem://")
 
 
-def _keyed_on_self(methods: list[_Function]) -> set[str]:
+def _keyed_on_self(methods: Walked) -> set[str]:
     """The attributes of `self` that a method other than `__init__` stores into by key:
     `self.data[k] = v`, `self.data["watching"][k] = v`."""
     keyed: set[str] = set()
-    for method in methods:
+    for method, nodes in methods:
         if method.name == "__init__":
             continue
-        for node in ast.walk(method):
+        for node in nodes:
             if isinstance(node, ast.Assign | ast.AugAssign):
                 for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                     while isinstance(target, ast.Subscript):
@@ -419,11 +447,11 @@ def _adds_connection(node: ast.AST) -> bool:
     return any(isinstance(a, ast.Name) and _CONNECTION.search(a.id) for a in added)
 
 
-def _read_whole(tree: ast.AST) -> set[str]:
-    """The containers `tree` reads as a whole, as source text: what a loop or a
-    comprehension iterates (`for ws in self.clients.values()`), or `len(x)`, `list(x)`."""
+def _read_whole(nodes: list[ast.AST]) -> set[str]:
+    """The containers `nodes` (a module's) read as a whole, as source text: what a loop or
+    a comprehension iterates (`for ws in self.clients.values()`), or `len(x)`, `list(x)`."""
     read: set[str] = set()
-    for node in ast.walk(tree):
+    for node in nodes:
         whole: ast.expr | None = None
         if isinstance(node, ast.For | ast.AsyncFor | ast.comprehension):
             whole = node.iter
@@ -464,14 +492,14 @@ def _made_here(tree: ast.Module, imports: dict[str, str]) -> set[str]:
     return made
 
 
-def _rebound_on_self(methods: list[_Function]) -> set[str]:
+def _rebound_on_self(methods: Walked) -> set[str]:
     """The attributes of `self` that a method other than `__init__` keeps a count or a
     time in: `self.calls += 1`, `self.last_request_time = time.time()`."""
     rebound: set[str] = set()
-    for method in methods:
+    for method, nodes in methods:
         if method.name.startswith("__"):  # __init__; __iter__ / __next__ keep an iterator's
             continue
-        for node in ast.walk(method):
+        for node in nodes:
             targets: list[ast.expr]
             if isinstance(node, ast.AugAssign):
                 targets = [node.target]

@@ -55,6 +55,14 @@ _INSTANCE_LINE = re.compile(
     r"^([ \t]*)(self\.)?([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(",
     re.MULTILINE,
 )
+# An instance kept on a class (a singleton: `Controller._instance = Controller()`,
+# `cls._instance = cls()`) or on the app (`app.events = EventManager()`, `app["hub"] =
+# Hub()`, `app.state.hub = Hub()`) lives as long as the process.
+_KEPT_LINE = re.compile(
+    r"^[ \t]+(?:(?:[A-Z]\w*|cls)\.\w+|(?:self\.)?app(?:\.state)?\.\w+|app\[[^\]\n]+\])"
+    r"[ \t]*=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*|cls)\(",
+    re.MULTILINE,
+)
 # A function's `global NAME`: an instance it binds to NAME lives as long as the process too.
 _GLOBAL_LINE = re.compile(r"^[ \t]+global[ \t]+([\w, \t]+?)[ \t]*$", re.MULTILINE)
 _CLASS_LINE = re.compile(r"^class[ \t]+(\w+)(?:[ \t]*\(([^)]*)\))?", re.MULTILINE)
@@ -158,6 +166,10 @@ def _scan(paths: list[Path]) -> _Tree:
                 long_lived.add(made)
                 if not indent:
                     instances[(module, name)] = made
+        for m in _KEPT_LINE.finditer(source):
+            made = m.group(1) if m.group(1) != "cls" else _enclosing(classes, m.start())
+            if made is not None:
+                long_lived.add(made)
         defs = _starts_of(_DEF_LINE, source)
         for m in _CLASS_LINE.finditer(source):
             if m.group(2):

@@ -7,7 +7,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from rung.state.lint._rules._rule import Rule
-from rung.state.lint._syntax import _Function, _mem_url
+from rung.state.lint._syntax import _Function, _is_route, _mem_url
 
 if TYPE_CHECKING:
     from rung.state.lint._context import ModuleContext
@@ -24,7 +24,6 @@ _DECORATORS = {
     "functools.lru_cache", "functools.cache", "cachetools.cached", "cachetools.func.ttl_cache",
     "cachetools.func.lru_cache", "async_lru.alru_cache", "alru_cache",
 }  # fmt: skip
-_ROUTE_DECORATORS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
 _IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone", "query",
              "urlopen", "request", "read_text", "read_bytes"}  # fmt: skip
 _IO_MODULES = ("requests", "httpx", "urllib", "open")
@@ -82,10 +81,8 @@ def _request_path(ctx: ModuleContext, fn: _Function) -> bool:
     function, a route handler, or one with arguments that does I/O."""
     if isinstance(fn, ast.AsyncFunctionDef):
         return True
-    for decorator in fn.decorator_list:
-        target = decorator.func if isinstance(decorator, ast.Call) else decorator
-        if isinstance(target, ast.Attribute) and target.attr in _ROUTE_DECORATORS:
-            return True
+    if _is_route(fn):
+        return True
     if not (fn.args.args or fn.args.kwonlyargs or fn.args.posonlyargs):
         return False  # a zero-argument cache is a lazy singleton (settings, a client)
     for node in ast.walk(fn):

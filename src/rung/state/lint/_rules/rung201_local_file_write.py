@@ -13,6 +13,7 @@ from rung.state.lint._syntax import (
     _is_name,
     _made_unique,
     _names_a_path,
+    _path_names,
     _scratch_names,
     _upload_names,
 )
@@ -44,7 +45,7 @@ def _written_file(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function) 
     `open(path, "w")` / `path.open("a")` / `os.fdopen(fd, "w")` / `ZipFile(path, "w")` (a
     mode held in a variable of the function counts), `path.write_text(...)`,
     `os.replace(tmp, path)` / `shutil.move(src, path)`, and `x.save(path)` of an upload or
-    to a path (`file_path`, `os.path.join(...)`, an f-string)."""
+    to a path (`file_path`, `os.path.join(...)`, an f-string, a name bound to one)."""
     func = call.func
     last = name.rsplit(".", 1)[-1]
     if last in ("write_text", "write_bytes") and isinstance(func, ast.Attribute):
@@ -67,14 +68,29 @@ def _written_file(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function) 
         if kw.arg == "mode":
             mode = kw.value
     modes = [mode] if isinstance(mode, ast.Constant) else []
-    if isinstance(mode, ast.Name):  # open(path, mode) with mode = "wb" above
+    if isinstance(mode, ast.Name):  # open(path, mode), mode = "wb" above or mode="w" a default
         modes = [
             node.value for node in ast.walk(fn)
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
             and any(_is_name(t, mode.id) for t in node.targets)
         ]  # fmt: skip
+        default = _defaults(fn).get(mode.id)
+        if isinstance(default, ast.Constant):
+            modes.append(default)
     writes = any(isinstance(m.value, str) and any(c in m.value for c in "wax+") for m in modes)
     return subject if writes else None
+
+
+def _defaults(fn: _Function) -> dict[str, ast.expr]:
+    """`fn`'s parameters that have a default, with it."""
+    args = fn.args
+    positional = [*args.posonlyargs, *args.args]
+    pairs = zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    named = {a.arg: d for a, d in pairs}
+    named.update(
+        {a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None}
+    )
+    return named
 
 
 def _saved_to(ctx: ModuleContext, call: ast.Call, fn: _Function) -> ast.expr | None:
@@ -88,4 +104,6 @@ def _saved_to(ctx: ModuleContext, call: ast.Call, fn: _Function) -> ast.expr | N
         return target
     if _from_request_files(receiver) or _names_a_path(target):
         return target
+    if isinstance(target, ast.Name) and target.id in ctx.facts(fn, _path_names):
+        return target  # target = Path(tempfile.gettempdir()) / name; img.save(target)
     return None
