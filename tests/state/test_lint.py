@@ -543,6 +543,91 @@ def test_a_registry_on_a_module_level_object_read_whole_is_state_of_the_process(
     assert lint_app(tmp_path / "b", {"log.py": quiet}) == []
 
 
+def test_what_counts_in_djangos_cache_is_per_process_where_the_cache_is(tmp_path: Path) -> None:
+    """Sessions read from the cache, django-axes' cache handler and DRF's throttles count
+    in Django's cache: reported where the settings keep it in each process, with no
+    CACHES (LocMemCache). With Redis, or LocMemCache only in debug or in a test's settings,
+    they are not; a set of names is a lookup, not a setting."""
+    settings = (
+        "INSTALLED_APPS = ['app']\n"
+        "SESSION_ENGINE = 'django.contrib.sessions.backends.cached_db'\n"
+        "AXES_HANDLER = 'axes.handlers.cache.AxesCacheHandler'\n"
+        "REST_FRAMEWORK = {'DEFAULT_THROTTLE_CLASSES': "
+        "['rest_framework.throttling.ScopedRateThrottle']}\n"
+        "KNOWN = {'django.contrib.sessions.backends.cache'}\n"
+    )
+    found = lint_app(tmp_path / "a", {"settings.py": settings})
+    assert found == [("settings.py", 2, "RUNG103"), ("settings.py", 3, "RUNG106"),
+                     ("settings.py", 4, "RUNG106")]  # fmt: skip
+    debug_only = settings + (
+        "DEBUG = False\n"
+        "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'\n"
+        "    if DEBUG else 'django.core.cache.backends.redis.RedisCache'}}\n"
+    )
+    test_settings = (
+        "CACHES = {'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache'}}\n"
+    )
+    modules = {"settings.py": debug_only, "ci.py": test_settings}
+    assert lint_app(tmp_path / "b", modules) == []
+
+
+def test_scratch_files_are_those_removed_after_use(tmp_path: Path) -> None:
+    """A path from the app's own context manager that unlinks what it yields, or a file
+    the same function removes after writing it, is scratch. A file written and kept is
+    not; a file removed *before* it is written again is a cache, reported."""
+    files = (
+        "import os\nfrom contextlib import contextmanager\nfrom pathlib import Path\n\n\n"
+        "@contextmanager\ndef temporary_zip():\n    path = Path('data/tmp.zip')\n"
+        "    try:\n        yield path\n    finally:\n        path.unlink()\n\n\n"
+        "def migrate(upload):\n    with temporary_zip() as path:\n"
+        "        with path.open('wb') as f:\n            f.write(upload)\n\n\n"
+        "def bundle(data):\n    temp = Path('data/bundle.zip')\n"
+        "    with open(temp, 'wb') as f:\n        f.write(data)\n    temp.unlink()\n\n\n"
+        "def refresh(data):\n    cached = Path('data/cache.json')\n    os.remove(cached)\n"
+        "    with open(cached, 'w') as f:\n        f.write(data)\n"
+    )
+    assert lint_app(tmp_path, {"files.py": files}) == [("files.py", 31, "RUNG201")]
+
+
+def test_a_file_only_a_scripts_main_writes_is_the_scripts(tmp_path: Path) -> None:
+    """`main()` under `if __name__ == "__main__":` writes the model file: the script's,
+    run once at build time. A class view's `post` that writes is reached from a request
+    even when the tree calls `.post(...)` elsewhere."""
+    script = (
+        "def main():\n    with open('model.crf', 'wb') as f:\n        f.write(b'')\n\n\n"
+        "if __name__ == '__main__':\n    main()\n"
+    )
+    views = (
+        "import requests\n\n\n"
+        "class Upload:\n    def post(self, request):\n"
+        "        with open('uploads/' + request.name, 'wb') as f:\n"
+        "            f.write(request.body)\n\n\n"
+        "def notify():\n    requests.post('https://example.org')\n\n\n"
+        "if __name__ == '__main__':\n    notify()\n"
+    )
+    found = lint_app(tmp_path, {"install_model.py": script, "views.py": views})
+    assert found == [("views.py", 6, "RUNG201")]
+
+
+def test_the_app_changed_through_current_app_by_a_request_is_reported(tmp_path: Path) -> None:
+    """`current_app.config["sids"][sid] = ...` (under any name it is imported as) and what
+    a handler took with `getattr(current_app, ...)`, changed in a route: reported. The same
+    in a function nothing in the tree calls (a plugin's hook at startup) is not; nor a
+    settings object imported from the package (`from . import config`) set at startup."""
+    views = (
+        "from flask import Blueprint, current_app as app\n\nfrom . import config\n\n"
+        "bp = Blueprint('psql', __name__)\n\n\n"
+        "@bp.route('/open')\ndef open_terminal(sid):\n"
+        "    app.config['sids'][sid] = []\n    beats = getattr(app, 'beats', {})\n"
+        "    beats[sid] = 1\n    config.theme = sid\n\n\n"
+        "def register_script(url):\n    app.plugin_scripts.append(url)\n"
+    )
+    init = "class Config:\n    theme = 'light'\n\n\nconfig = Config()\n"
+    found = lint_app(tmp_path, {"__init__.py": init, "views.py": views})
+    assert found == [("views.py", 10, "RUNG101"), ("views.py", 12, "RUNG101"),
+                     ("views.py", 13, "RUNG101")]  # fmt: skip
+
+
 def test_a_loop_of_another_module_started_through_the_apps_spawner_at_startup(
     tmp_path: Path,
 ) -> None:

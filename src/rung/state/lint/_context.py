@@ -9,7 +9,6 @@ change with what it changes, a string, a setting.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +32,29 @@ from rung.state.lint._syntax import (
     _listens,
     _locals,
     _made_here,
+    _names_debug,
     _on_app,
     _read_whole,
     _rebound_on_self,
     _registers,
+    _scratch_names,
     _set_lazily,
     _sqlite_file_url,
     _subscribes,
     _target_name,
     _task_names,
 )  # fmt: skip
-from rung.state.lint._tree import _AT_START, _IN_MAIN, _MAIN, _STARTUP, Graph, _Tree
+from rung.state.lint._tree import (
+    _AT_START,
+    _BY_REQUEST,
+    _IN_MAIN,
+    _MAIN,
+    _REQUEST,
+    _STARTUP,
+    TEST_FILE,
+    Graph,
+    _Tree,
+)  # fmt: skip
 
 _CONTAINER_CALLS = {
     "dict", "list", "set", "bytearray", "collections.defaultdict", "collections.OrderedDict",
@@ -67,8 +78,10 @@ _STARTUP_DECORATORS = {
     "after_server_start", "main_process_start",
 }  # fmt: skip
 _ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+_CURRENT_APPS = {"flask.current_app", "quart.current_app"}
+_SCRIPTS_OWN = ("RUNG3", "RUNG201")  # what only a script's main does is the script's
+_VERBS = {"get", "post", "put", "patch", "delete", "head", "options"}  # a class view's
 T = TypeVar("T")
-_TEST_MODULE = re.compile(r"^(test_.*|.*_test\.py|conftest\.py|tests\.py)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +96,7 @@ class Change:
     session: str | None = None
     gated: bool = False  # of an object only a module global may hold (see _Checked)
     made_by: str | None = None  # an `__init__` change of a class attribute: the class
+    by_request: bool = False  # of the app a request runs in (current_app): only from one
 
 
 class ModuleContext:
@@ -95,8 +109,10 @@ class ModuleContext:
         self.long_lived = tree.long_lived
         self.django_cache_local = tree.django_cache_local  # see _Tree
         self.spawners = tree.spawners  # see _Tree
+        self.scratch_makers = tree.scratch_makers  # see _Tree
         self.class_containers = tree.class_containers  # see _Tree
         self.instances = tree.instances  # see _Tree
+        self.instance_containers = tree.instance_containers  # see _Tree
         self.objects: dict[str, str] = {}  # a name bound to a module-level object of the tree
         # id() of a route handler defined in a function -> that function's containers it
         # shares with the other handlers (name -> what it is)
@@ -117,26 +133,28 @@ class ModuleContext:
         self.main: set[int] = set()  # id() of the nodes under `if __name__ == "__main__":`
         self.function: _Function | None = None  # the function the walk is in
         self.any_global = False  # does the module declare a global anywhere?
-        self.testing = bool(_TEST_MODULE.match(Path(path).name))  # its calls do not count
+        self.testing = bool(TEST_FILE.match(Path(path).name))  # its calls do not count
         self.modules: dict[str, str] = {}  # a name bound to a module of the tree -> its last name
         self.imports: dict[str, str] = {}  # local name -> dotted origin
         self.module_state: dict[str, str] = {}  # module-level mutable name -> its kind
         self.loops: set[str] = set()  # module functions that run a periodic loop
         self.startup: set[str] = set()  # functions registered to run at startup
         self.overridden: dict[int, str] = {}  # id() of a default -> the variable that overrides it
-        self.keys: set[int] = set()  # id() of strings that name, test or build, not set
+        self.keys: set[int] = set()  # id() of strings that name, test or build, not set (or
+        # set only in debug)
         self.memo: dict[tuple[int, Callable[[_Function], object]], object] = {}  # see facts
         self.read_whole: set[str] = set()  # containers the module reads whole (_read_whole)
+        self.defined: dict[str, _Function] = {}  # the module's functions and methods, by name
 
     # --- what the rules report with ---------------------------------------------------------
 
     def report(
         self, node: ast.AST, rule: str, message: str, *, safe_when: str | None = None
     ) -> None:
-        """A finding at `node`. A timer (RUNG3xx) stands unless only a script's main starts
-        it (see _Checked)."""
+        """A finding at `node`. A timer (RUNG3xx) or a file written (RUNG201) stands unless
+        only a script's main starts or writes it (see _Checked)."""
         finding = self._finding(node, rule, message, safe_when)
-        if not rule.startswith("RUNG3"):
+        if not rule.startswith(_SCRIPTS_OWN):
             self.findings.append(finding)
         elif self.function is not None:
             self.conditional.append((finding, self.function.name, _IN_MAIN))
@@ -145,18 +163,21 @@ class ModuleContext:
 
     def state(
         self, node: ast.AST, fn: _Function, rule: str, message: str, *, gated: bool = False,
-        made_by: str | None = None,
+        made_by: str | None = None, by_request: bool = False,
     ) -> None:  # fmt: skip
         """A state change in `fn`: a finding unless `fn` runs at startup (a registry filled
         once, alike on every instance) or is only called there; `gated`, only if the tree
         calls `fn` on a module global (see _Checked); `made_by`, a class whose `__init__`
-        is `fn`: unless that class is only made at startup."""
+        is `fn`: unless that class is only made at startup; `by_request`, only if a request
+        handler reaches `fn` (the app of `current_app` is also the app at startup)."""
         if made_by is None and self.at_startup(fn):
             return
         self.report(node, rule, message)
         if _is_route(fn):
             return  # a request handler: the framework calls it
-        if gated:
+        if by_request:
+            self.conditional.append((self.findings.pop(), fn.name, _BY_REQUEST))
+        elif gated:
             self.gated.append((self.findings.pop(), fn.name))
         else:
             self.conditional.append((self.findings.pop(), made_by or fn.name, _AT_START))
@@ -181,6 +202,8 @@ class ModuleContext:
     def setting(self, node: ast.AST, rule: str, value: str, what: str) -> None:
         """A string `value` that picks a local backend: where it is the default of an
         environment variable, the finding names that variable."""
+        if self.testing:
+            return  # a test's settings are not deployed
         variable = self.overridden.get(id(node))
         if variable is not None:
             what += f" (config-dependent: safe when {variable} names a shared server)"
@@ -210,6 +233,14 @@ class ModuleContext:
     def at_startup(self, fn: _Function) -> bool:
         """Does `fn` run at startup (`_starts`)? Worked out once per function."""
         return self.facts(fn, self._starts)
+
+    def scratch(self, fn: _Function) -> set[str]:
+        """The names `fn` binds to scratch files (`_scratch_names`, the tree's own context
+        managers that remove what they yield counted). Worked out once per function."""
+        return self.facts(fn, self._scratch)
+
+    def _scratch(self, fn: _Function) -> set[str]:
+        return _scratch_names(fn, self.scratch_makers)
 
     def declared(self, fn: _Function | None) -> set[str]:
         """The globals `fn` declares (none: most modules have no `global` at all)."""
@@ -245,11 +276,24 @@ class ModuleContext:
         for node in nodes:
             if isinstance(node, ast.ClassDef):
                 self._class(node)
+        for node in nodes:  # a value chosen only in debug is not a deployed setting
+            if isinstance(node, ast.IfExp | ast.If) and _names_debug(node.test):
+                parts = [node.body] if isinstance(node, ast.IfExp) else node.body
+                self.keys.update(id(n) for part in parts for n in ast.walk(part))
         for stmt in tree.body:
             if isinstance(stmt, ast.If) and _is_main_guard(stmt.test):
                 self.main.update(id(n) for part in stmt.body for n in ast.walk(part))
         defined = {node.name: node for node in nodes if isinstance(node, _Function)}
+        self.defined = defined
         functions = [node for node in nodes if isinstance(node, _Function)]
+        if not self.testing:  # what the framework calls is reached from a request
+            for fn in functions:
+                if _is_route(fn):
+                    self.calls.setdefault(fn.name, set()).add(_REQUEST)
+            for cls in (node for node in nodes if isinstance(node, ast.ClassDef)):
+                for verb in (m.name for m in cls.body if isinstance(m, _Function)):
+                    if verb in _VERBS:
+                        self.calls.setdefault(verb, set()).add(_REQUEST)
         if any(fn.col_offset and _is_route(fn) for fn in functions):  # routes defined inside
             for fn in functions:
                 self._closures(fn)
@@ -270,6 +314,9 @@ class ModuleContext:
         """`from pkg.state import cache` (a container of the tree: module state here too),
         `from pkg import state` / `from . import state` (a module of the tree)."""
         source = (node.module or "").rsplit(".", 1)[-1]
+        if node.level and not node.module:  # `from . import config`: the package's own
+            package = Path(self.path).parents[node.level - 1]
+            source = package.name
         for alias in node.names:
             local = alias.asname or alias.name
             if node.module and not node.level:
@@ -421,6 +468,8 @@ class ModuleContext:
                     self._call(node, function)
                 elif isinstance(node, ast.BoolOp):
                     self._defaults(node)
+                elif isinstance(node, ast.Set):  # {"a", "b"}: values looked up, not set
+                    self.keys.update(id(e) for e in node.elts)
                 elif isinstance(node, ast.Dict):  # a key names a setting, a value sets it
                     self.keys.update(id(k) for k in node.keys if k is not None)
                     for key, value in zip(node.keys, node.values, strict=True):
@@ -465,6 +514,8 @@ class ModuleContext:
                     target = t.value
                 elif _on_app(t):  # app.state.hits = ..., at request time
                     return Change(node, fn, ast.unparse(t), verb="set")
+                elif isinstance(t, ast.Attribute) and self._of_current_app(t, fn):
+                    return Change(node, fn, ast.unparse(t), verb="set", by_request=True)
                 elif isinstance(t, ast.Attribute) and self._of_object(t, fn):  # settings.x = ...
                     return Change(node, fn, self._of_object(t, fn), verb="set")
                 elif (
@@ -495,6 +546,8 @@ class ModuleContext:
             return None  # this process's own connections, which nothing reaches all of
         if _on_app(target):  # request.app["clients"].append(ws), app.state.cache[k] = v
             return Change(node, fn, ast.unparse(target))
+        if self._of_current_app(target, fn):  # current_app.config["sids"][sid] = [...]
+            return Change(node, fn, ast.unparse(target), by_request=True)
         owned, maybe = self.owners.get(id(fn), {}), self.maybe.get(id(fn), {})
         if (
             isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
@@ -507,8 +560,10 @@ class ModuleContext:
             cls, attributes = self.classes.get(id(fn), ("", {}))
             if fn.name == "__init__" and target.attr in attributes:  # a registry of instances
                 return Change(node, fn, f"the {attributes[target.attr]}", made_by=cls)
-        if of_object:
-            return Change(node, fn, of_object)
+        if of_object and isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+            made = self.objects[target.value.id]  # a container its class keeps on self
+            if target.attr in self.instance_containers.get(made, ()):
+                return Change(node, fn, of_object)
         if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
             base = target.value.id
             of_class = self.class_containers.get(base, {}).get(target.attr)
@@ -532,6 +587,30 @@ class ModuleContext:
             what = f"module-level {self.module_state[name]} '{name}'"
             return Change(node, fn, what, session=name if "session" in name.lower() else None)
         return None
+
+    def _of_current_app(self, node: ast.expr, fn: _Function) -> bool:
+        """`current_app.config["sids"]`, `current_app.heartbeats` (Flask's or Quart's app
+        at request time, under any name it is imported as), or a local bound to what
+        `getattr(current_app, "heartbeats", {})` took from it."""
+        while isinstance(node, ast.Attribute | ast.Subscript):
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return False
+        if node.id in self.facts(fn, self._taken_from_app):
+            return True
+        return self.imports.get(node.id) in _CURRENT_APPS and node.id not in self.facts(fn, _locals)
+
+    def _taken_from_app(self, fn: _Function) -> set[str]:
+        taken: set[str] = set()
+        for node in ast.walk(fn):
+            if (
+                isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and _is_name(node.value.func, "getattr") and node.value.args
+                and isinstance(node.value.args[0], ast.Name)
+                and self.imports.get(node.value.args[0].id) in _CURRENT_APPS
+            ):  # fmt: skip
+                taken.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        return taken
 
     def _of_object(self, node: ast.expr, fn: _Function) -> str:
         """`settings.theme` / `settings` where `settings` is a module-level object of a

@@ -116,13 +116,14 @@ def _started_function(call: ast.Call) -> str | None:
     return None
 
 
-def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
+def _made_unique(node: ast.expr, scratch: set[str], makers: frozenset[str] = frozenset()) -> bool:
     """Does `node` name a scratch file of this call alone? Judged by how the name was made,
     not by its directory: tempfile's files and directories are (in a `dir=` of the app's,
     only those that delete themselves: a kept one there is the atomic-write idiom's), and
     so are unique names (uuid4, a `secrets` token)
     under the temp directory; `/tmp/cache/<key>.json` is not (another request reads it
-    back), nor a fixed name under `gettempdir()`, nor a uuid4 name in `uploads/`."""
+    back), nor a fixed name under `gettempdir()`, nor a uuid4 name in `uploads/`. A
+    context manager of the tree among `makers` removes what it yields: scratch too."""
     temporary = unique = False
     for inner in ast.walk(node):
         if isinstance(inner, ast.Name) and inner.id in scratch:
@@ -130,6 +131,8 @@ def _made_unique(node: ast.expr, scratch: set[str]) -> bool:
         if isinstance(inner, ast.Call):
             called = _called_name(inner)
             if called in _TEMPFILES and (_deletes_itself(inner) or not _has_keyword(inner, "dir")):
+                return True
+            if called in makers:
                 return True
             unique = unique or called in _UNIQUE_NAMES
             temporary = temporary or called == "gettempdir"
@@ -177,13 +180,13 @@ def _path_names(fn: _Function) -> set[str]:
     }  # fmt: skip
 
 
-def _scratch_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
+def _scratch_names(fn: _Function, makers: frozenset[str] = frozenset()) -> set[str]:
     """Names `fn` binds to a unique file or directory (`fd, path = mkstemp()`, `with
     TemporaryDirectory() as d`), and names made from those (`p = os.path.join(d, "x")`),
     in source order."""
     names: set[str] = set()
     for target, value in _bindings(fn):
-        if _made_unique(value, names):
+        if _made_unique(value, names, makers):
             names |= _names_in(target)
     return names
 
@@ -237,6 +240,15 @@ def _from_request_files(node: ast.expr) -> bool:
         isinstance(inner, ast.Attribute) and inner.attr == "files"
         and isinstance(inner.value, ast.Name) and inner.value.id == "request"
         for inner in ast.walk(node)
+    )  # fmt: skip
+
+
+def _names_debug(test: ast.expr) -> bool:
+    """`DEBUG`, `settings.DEBUG`, `app.debug`: a test that holds only in development."""
+    return any(
+        (isinstance(n, ast.Name) and n.id == "DEBUG")
+        or (isinstance(n, ast.Attribute) and n.attr in ("DEBUG", "debug"))
+        for n in ast.walk(test)
     )  # fmt: skip
 
 

@@ -55,6 +55,12 @@ _INSTANCE_LINE = re.compile(
     r"^([ \t]*)(self\.)?([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(?:[A-Za-z_]\w*\.)*([A-Z]\w*)\(",
     re.MULTILINE,
 )
+# A container a method keeps on self: `self.listeners = []`, `self.jobs: dict = {}`.
+_SELF_CONTAINER_LINE = re.compile(
+    r"^[ \t]+self\.([A-Za-z_]\w*)[ \t]*(?::[^=\n]+)?=[ \t]*(?:\{|\[|(?:set|dict|list|"
+    r"(?:collections\.)?(?:defaultdict|OrderedDict|Counter|deque))\()",
+    re.MULTILINE,
+)
 # An instance kept on a class (a singleton: `Controller._instance = Controller()`,
 # `cls._instance = cls()`) or on the app (`app.events = EventManager()`, `app["hub"] =
 # Hub()`, `app.state.hub = Hub()`) lives as long as the process.
@@ -77,6 +83,21 @@ _CLASS_CONTAINER_LINE = re.compile(
 _DEF_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.MULTILINE)
 _SPAWN_CALL = re.compile(r"\b(?:create_task|ensure_future|Thread)\(")
 _CACHES_LINE = re.compile(r"^[ \t]*CACHES[ \t]*(?::[^=\n]+)?=", re.MULTILINE)
+# A context manager that yields a path and removes it after (`try: yield path` / `finally:
+# path.unlink()`): what it yields is scratch.
+_CONTEXT_MANAGER = re.compile(
+    r"^([ \t]*)@(?:contextlib\.)?(?:async)?contextmanager[ \t]*\n(?:\1@.*\n)*"
+    r"\1(?:async[ \t]+)?def[ \t]+(\w+)",
+    re.MULTILINE,
+)
+_REMOVES = re.compile(r"\b(?:unlink|remove|rmtree|cleanup)\(")
+_LOCMEM = re.compile(r"locmem\.LocMemCache")
+# A test module, or the settings of tests or CI (`settings/ci.py`, `configs/testing.py`):
+# what it sets and calls is not deployed.
+TEST_FILE = re.compile(r"^(test_.*|.*_test\.py|conftest\.py|tests?\.py|testing\.py|ci\.py)$")
+# A value chosen only in debug: `"...LocMemCache" if DEBUG else ...`, or under `if DEBUG:`.
+_IF_DEBUG_AFTER = re.compile(r"""["'][ \t]*\n?[ \t]*if[ \t]+(?:[\w.]+\.)?DEBUG\b""")
+_IF_DEBUG_LINE = re.compile(r"^[ \t]*(?:el)?if[ \t]+(?:[\w.]+\.)?DEBUG[ \t]*:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +113,15 @@ class _Tree:
     django_settings: bool = False
     django_caches: bool = False
     spawners: frozenset[str] = frozenset()  # functions of the tree that start a task or thread
+    scratch_makers: frozenset[str] = frozenset()  # context managers that remove what they yield
     # class -> its container class attributes, with those of the classes it derives from
     class_containers: dict[str, dict[str, str]] = field(default_factory=dict)
     bases: dict[str, frozenset[str]] = field(default_factory=dict)  # class -> its bases' names
     # (module's last name, variable) -> the class of the tree a module-level instance is of
     instances: dict[tuple[str, str], str] = field(default_factory=dict)
     defined: frozenset[str] = frozenset()  # the tree's classes
+    # class -> the containers its methods keep on self (`self.listeners = []`)
+    instance_containers: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @staticmethod
     def joined(parts: list[_Tree]) -> _Tree:
@@ -113,6 +137,7 @@ class _Tree:
         caches = any(part.django_caches for part in parts)
         local = any(part.django_cache_local for part in parts) or (settings and not caches)
         spawners = frozenset().union(*(part.spawners for part in parts))
+        makers = frozenset().union(*(part.scratch_makers for part in parts))
         own: dict[str, dict[str, str]] = {}
         bases: dict[str, set[str]] = {}
         for part in parts:
@@ -128,10 +153,15 @@ class _Tree:
         instances = {
             key: cls for part in parts for key, cls in part.instances.items() if cls in defined
         }
+        kept_by: dict[str, set[str]] = {}
+        for part in parts:
+            for cls, on_self in part.instance_containers.items():
+                kept_by.setdefault(cls, set()).update(on_self)
         return _Tree(containers, frozenset(long_lived), {}, django_cache_local=local,
-                     spawners=spawners,
+                     spawners=spawners, scratch_makers=makers,
                      class_containers={c: a for c, a in inherited.items() if a},
-                     instances=instances)  # fmt: skip
+                     instances=instances,
+                     instance_containers={c: frozenset(a) for c, a in kept_by.items()})  # fmt: skip
 
 
 def _scan(paths: list[Path]) -> _Tree:
@@ -140,10 +170,12 @@ def _scan(paths: list[Path]) -> _Tree:
     held: dict[str, set[str]] = {}
     local = settings = caches = False
     spawners: set[str] = set()
+    makers: set[str] = set()
     class_containers: dict[str, dict[str, str]] = {}
     bases: dict[str, frozenset[str]] = {}
     instances: dict[tuple[str, str], str] = {}
     defined: set[str] = set()
+    kept: dict[str, set[str]] = {}
     for path in paths:
         source = _read(path)
         if not isinstance(source, str):
@@ -176,6 +208,10 @@ def _scan(paths: list[Path]) -> _Tree:
                 bases[m.group(1)] = frozenset(
                     b.strip().rsplit(".", 1)[-1] for b in m.group(2).split(",") if "=" not in b
                 )
+        for m in _SELF_CONTAINER_LINE.finditer(source):
+            owner = _enclosing(classes, m.start())
+            if owner is not None:
+                kept.setdefault(owner, set()).add(m.group(1))
         for m in _CLASS_CONTAINER_LINE.finditer(source):
             owner = _enclosing(classes, m.start())
             if owner is not None and _last_start(classes, m.start()) > _last_start(defs, m.start()):
@@ -183,17 +219,59 @@ def _scan(paths: list[Path]) -> _Tree:
                 class_containers.setdefault(owner, {})[m.group(1)] = (
                     f"class attribute {owner}.{m.group(1)} ({kind})"
                 )
+        makers.update(m.group(2) for m in _CONTEXT_MANAGER.finditer(source) if _removes(source, m))
         for m in _SPAWN_CALL.finditer(source):
             spawner = _enclosing(defs, m.start())
             if spawner is not None:
                 spawners.add(spawner)
-        local = local or "locmem.LocMemCache" in source
-        settings = settings or "INSTALLED_APPS" in source
-        caches = caches or _CACHES_LINE.search(source) is not None
+        if not TEST_FILE.match(path.name):  # a test's settings are not deployed
+            local = local or any(
+                not _debug_only(source, m.start()) for m in _LOCMEM.finditer(source)
+            )
+            settings = settings or "INSTALLED_APPS" in source
+            caches = caches or _CACHES_LINE.search(source) is not None
     held_by = {k: frozenset(v) for k, v in held.items()}
     return _Tree(containers, frozenset(long_lived), held_by, local, settings, caches,
-                 frozenset(spawners), class_containers, bases, instances,
-                 frozenset(defined))  # fmt: skip
+                 frozenset(spawners), frozenset(makers), class_containers, bases, instances,
+                 frozenset(defined),
+                 {c: frozenset(a) for c, a in kept.items()})  # fmt: skip
+
+
+def _removes(source: str, match: re.Match[str]) -> bool:
+    """Does the context manager `match` found remove, after its `yield`, what it made?
+    Its body: the lines after the `def` more indented than it (at most 100)."""
+    indent = len(match.group(1))
+    body: list[str] = []
+    for line in source[match.end() :].split("\n", 101)[1:101]:
+        stripped = line.lstrip()
+        if stripped and len(line) - len(stripped) <= indent and stripped[0] not in ")]}":
+            break
+        body.append(line)
+    text = "\n".join(body)
+    at = text.find("yield")
+    return at >= 0 and _REMOVES.search(text, at) is not None
+
+
+def _debug_only(source: str, at: int) -> bool:
+    """Is the string at offset `at` a value chosen only in debug (`_IF_DEBUG_AFTER`), or in
+    the body of an `if DEBUG:`? Found by the lines above it that are less indented."""
+    end = source.find("\n", at)
+    quote = min((i for i in (source.find('"', at), source.find("'", at)) if i >= 0), default=-1)
+    if quote >= 0 and _IF_DEBUG_AFTER.match(source, quote):
+        return True
+    start = source.rfind("\n", 0, at) + 1
+    line = source[start : end if end >= 0 else len(source)]
+    indent = len(line) - len(line.lstrip())
+    for above in reversed(source[:start].splitlines()[-200:]):
+        stripped = above.lstrip()
+        if not stripped or len(above) - len(stripped) >= indent:
+            continue
+        indent = len(above) - len(stripped)
+        if _IF_DEBUG_LINE.match(above):
+            return True
+        if indent == 0:
+            break
+    return False
 
 
 def _kind(opener: str) -> str:
@@ -220,7 +298,9 @@ def _enclosing(defined: tuple[list[int], list[str]], at: int) -> str | None:
 
 
 _STARTUP, _MAIN = "<startup>", "<main>"  # call sites at import or startup; under __main__
+_REQUEST = "<request>"  # the framework, calling a route handler or a view's get/post/...
 _AT_START, _IN_MAIN = frozenset({_STARTUP, _MAIN}), frozenset({_MAIN})
+_BY_REQUEST = frozenset({_REQUEST})  # stands only where a request handler reaches it
 Graph = dict[str, set[str]]  # a function's name -> its callers' names (or _STARTUP, _MAIN)
 Reached = dict[str, str | None]  # a function reached -> its caller on the way (None: a root)
 
@@ -258,7 +338,7 @@ class _Checked:
         A finding in a function that is not a root carries the path of calls to it."""
         kept = list(self.findings)
         for finding, function, allowed in self.conditional:
-            if function not in graph:
+            if function not in graph and allowed is not _BY_REQUEST:
                 kept.append(finding)
             elif function in reached[allowed]:
                 kept.append(replace(finding, via=_path(reached[allowed], function)))
@@ -320,6 +400,11 @@ def _final(checked: list[_Checked]) -> list[Finding]:
         for name, callers in result.calls.items():
             graph.setdefault(name, set()).update(callers)
     reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
+    forward: dict[str, set[str]] = {}
+    for callee, callers in graph.items():
+        for caller in callers:
+            forward.setdefault(caller, set()).add(callee)
+    reached[_BY_REQUEST] = _closure(forward, {_REQUEST})
     on_globals = set().union(*(result.on_globals for result in checked))
     loops = set().union(*(result.loops for result in checked))
     return [f for result in checked for f in result.final(graph, reached, on_globals, loops)]

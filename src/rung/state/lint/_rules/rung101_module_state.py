@@ -21,5 +21,6 @@ def on_change(ctx: ModuleContext, change: Change) -> None:
     if change.session is None:  # a store of sessions is RUNG103's
         message = f"{change.what} is {change.verb} inside {change.fn.name}()"
         ctx.state(
-            change.node, change.fn, RULE.id, message, gated=change.gated, made_by=change.made_by
-        )
+            change.node, change.fn, RULE.id, message, gated=change.gated,
+            made_by=change.made_by, by_request=change.by_request,
+        )  # fmt: skip

@@ -19,6 +19,10 @@ RULE = Rule(
 )  # fmt: skip
 
 _SESSION_STORES = ("InMemoryBackend", "InMemoryStore", "MemoryStore", "InMemorySessionStore")
+# Django's session engines that keep sessions in the cache (cached_db reads them there first)
+_CACHED_SESSIONS = {
+    "django.contrib.sessions.backends.cache", "django.contrib.sessions.backends.cached_db",
+}  # fmt: skip
 
 
 def on_change(ctx: ModuleContext, change: Change) -> None:
@@ -33,3 +37,9 @@ def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None)
     last = name.rsplit(".", 1)[-1]
     if last in _SESSION_STORES:
         ctx.report(call, RULE.id, f"{last}() keeps sessions in process memory")
+
+
+def on_string(ctx: ModuleContext, node: ast.expr, value: str) -> None:
+    if value in _CACHED_SESSIONS and ctx.django_cache_local:
+        ctx.setting(node, RULE.id, value, "sessions are read from Django's cache, which the "
+                    "settings keep in each process (LocMemCache)")  # fmt: skip

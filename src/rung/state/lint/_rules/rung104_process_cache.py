@@ -7,7 +7,7 @@ import ast
 from typing import TYPE_CHECKING
 
 from rung.state.lint._rules._rule import Rule
-from rung.state.lint._syntax import _Function, _is_route, _mem_url
+from rung.state.lint._syntax import _called_name, _Function, _is_route, _mem_url
 
 if TYPE_CHECKING:
     from rung.state.lint._context import ModuleContext
@@ -27,6 +27,11 @@ _DECORATORS = {
 _IO_CALLS = {"execute", "fetch", "fetchrow", "fetchval", "fetchall", "fetchone", "query",
              "urlopen", "request", "read_text", "read_bytes"}  # fmt: skip
 _IO_MODULES = ("requests", "httpx", "urllib", "open")
+# I/O that a helper of the module does for a cached function: the network or a database
+# (a file read through a helper is usually configuration, the same everywhere)
+_REMOTE_CALLS = _IO_CALLS - {"read_text", "read_bytes"}
+_REMOTE_MODULES = ("requests", "httpx", "urllib")
+_HELPER_DEPTH = 3
 _DJANGO_CACHE_WRITES = {
     f"django.core.cache.cache.{method}"
     for method in ("set", "add", "set_many", "get_or_set", "incr", "decr", "touch")
@@ -78,16 +83,34 @@ def _django_cache_write(ctx: ModuleContext, call: ast.Call, name: str) -> bool:
 
 def _request_path(ctx: ModuleContext, fn: _Function) -> bool:
     """Is this cached function on a request path rather than a pure helper? An async
-    function, a route handler, or one with arguments that does I/O."""
+    function, a route handler, or one with arguments that does I/O, or whose helpers in the
+    module (up to three calls deep) reach the network or a database."""
     if isinstance(fn, ast.AsyncFunctionDef):
         return True
     if _is_route(fn):
         return True
     if not (fn.args.args or fn.args.kwonlyargs or fn.args.posonlyargs):
         return False  # a zero-argument cache is a lazy singleton (settings, a client)
+    if _does_io(ctx, fn, _IO_CALLS, _IO_MODULES):
+        return True
+    seen: set[str] = {fn.name}
+    helpers: list[_Function] = [fn]
+    for _ in range(_HELPER_DEPTH):  # the module's helpers it calls, and theirs
+        called = {_called_name(n) for h in helpers for n in ast.walk(h) if isinstance(n, ast.Call)}
+        helpers = [ctx.defined[name] for name in called - seen if name in ctx.defined]
+        if any(_does_io(ctx, helper, _REMOTE_CALLS, _REMOTE_MODULES) for helper in helpers):
+            return True
+        seen |= called
+    return False
+
+
+def _does_io(
+    ctx: ModuleContext, fn: _Function, calls: set[str] | frozenset[str], modules: tuple[str, ...]
+) -> bool:
+    """Does `fn` itself call one of `calls` (by last name) or a function of `modules`?"""
     for node in ast.walk(fn):
         if isinstance(node, ast.Call):
             name = ctx.qualname(node.func)
-            if name.rsplit(".", 1)[-1] in _IO_CALLS or name.split(".")[0] in _IO_MODULES:
+            if name.rsplit(".", 1)[-1] in calls or name.split(".")[0] in modules:
                 return True
     return False

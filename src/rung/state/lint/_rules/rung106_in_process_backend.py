@@ -23,6 +23,13 @@ RULE = Rule(
 
 _MEMORY_SQLITE = {"sqlite://": "in-memory", "sqlite:///:memory:": "in-memory"}  # SQLite URLs
 _CACHE_TYPES = {"simple", "SimpleCache"}  # Flask-Caching's, in this process
+# What counts in Django's cache: per process where the settings keep it there (LocMemCache)
+_COUNTS_IN_CACHE = {
+    "axes.handlers.cache.AxesCacheHandler": "django-axes counts failed logins",
+    "rest_framework.throttling.ScopedRateThrottle": "DRF counts requests for its rate limits",
+    "rest_framework.throttling.AnonRateThrottle": "DRF counts requests for its rate limits",
+    "rest_framework.throttling.UserRateThrottle": "DRF counts requests for its rate limits",
+}
 
 
 def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
@@ -50,6 +57,9 @@ def on_string(ctx: ModuleContext, node: ast.expr, value: str) -> None:
     if value in _MEMORY_SQLITE:
         ctx.setting(node, RULE.id, value, "an in-memory SQLite URL: each process has its own "
                     "database")  # fmt: skip
+    elif value in _COUNTS_IN_CACHE and ctx.django_cache_local:
+        ctx.setting(node, RULE.id, value, f"{_COUNTS_IN_CACHE[value]} in Django's cache, which "
+                    "the settings keep in each process (LocMemCache)")  # fmt: skip
 
 
 def on_assigned(ctx: ModuleContext, name: str, value: ast.expr, fn: _Function | None) -> None:

@@ -14,7 +14,6 @@ from rung.state.lint._syntax import (
     _made_unique,
     _names_a_path,
     _path_names,
-    _scratch_names,
     _upload_names,
 )
 
@@ -36,8 +35,34 @@ def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None)
     if fn is None:
         return
     written = _written_file(ctx, call, name, fn)
-    if written is not None and not _made_unique(written, ctx.facts(fn, _scratch_names)):
-        ctx.report(call, RULE.id, f"{fn.name}() writes a local file ({name.rsplit('.', 1)[-1]})")
+    if written is None or _made_unique(written, ctx.scratch(fn), ctx.scratch_makers):
+        return
+    removed = ctx.facts(fn, _removed)
+    if any(
+        isinstance(n, ast.Name) and removed.get(n.id, 0) > call.lineno for n in ast.walk(written)
+    ):  # fmt: skip
+        return  # written, then removed by the same function: scratch
+    ctx.report(call, RULE.id, f"{fn.name}() writes a local file ({name.rsplit('.', 1)[-1]})")
+
+
+def _removed(fn: _Function) -> dict[str, int]:
+    """The names whose file or directory `fn` removes (`path.unlink()`, `os.remove(path)`,
+    `shutil.rmtree(tmp)`), each with the last line that does."""
+    removed: dict[str, int] = {}
+    for node in ast.walk(fn):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute | ast.Name):
+            continue
+        func = node.func
+        last = func.attr if isinstance(func, ast.Attribute) else func.id
+        if last == "unlink" and isinstance(func, ast.Attribute) and not node.args:
+            target: ast.expr | None = func.value  # path.unlink()
+        elif last in ("remove", "unlink", "rmtree") and node.args:
+            target = node.args[0]  # os.remove(path), shutil.rmtree(tmp)
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            removed[target.id] = max(removed.get(target.id, 0), node.lineno)
+    return removed
 
 
 def _written_file(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function) -> ast.expr | None:

@@ -34,6 +34,7 @@ _SUFFIXES = {
     "WhooshEngine": "the search index is a directory on this instance's disk",
 }
 _CACHE_TYPES = {"filesystem", "FileSystemCache"}  # Flask-Caching's, on this disk
+_INDEX_DIRS = {"WHOOSHEE_DIR", "WHOOSH_BASE"}  # Flask-Whooshee's, Flask-WhooshAlchemy's
 
 
 def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None) -> None:
@@ -57,3 +58,6 @@ def on_assigned(ctx: ModuleContext, name: str, value: ast.expr, fn: _Function | 
     if name == "CACHE_TYPE" and isinstance(value, ast.Constant) and value.value in _CACHE_TYPES:
         ctx.report(value, RULE.id, f"CACHE_TYPE {value.value!r} keeps the cache in this "
                    "instance's disk")  # fmt: skip
+    elif name in _INDEX_DIRS:
+        ctx.report(value, RULE.id, f"{name}: the search index is a directory on this instance's "
+                   "disk")  # fmt: skip
