@@ -78,6 +78,8 @@ _STARTUP_DECORATORS = {
     "after_server_start", "main_process_start",
 }  # fmt: skip
 _ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
+# The statements that may change state (or declare a global), checked in a function
+_CHANGES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Global)
 _CURRENT_APPS = {"flask.current_app", "quart.current_app"}
 _SCRIPTS_OWN = ("RUNG3", "RUNG201")  # what only a script's main does is the script's
 _VERBS = {"get", "post", "put", "patch", "delete", "head", "options"}  # a class view's
@@ -133,6 +135,7 @@ class ModuleContext:
         self.main: set[int] = set()  # id() of the nodes under `if __name__ == "__main__":`
         self.function: _Function | None = None  # the function the walk is in
         self.any_global = False  # does the module declare a global anywhere?
+        self.current_app = False  # does it import Flask's or Quart's current_app?
         self.testing = bool(TEST_FILE.match(Path(path).name))  # its calls do not count
         self.modules: dict[str, str] = {}  # a name bound to a module of the tree -> its last name
         self.imports: dict[str, str] = {}  # local name -> dotted origin
@@ -267,6 +270,7 @@ class ModuleContext:
                     )
             elif isinstance(node, ast.ImportFrom):
                 self._import_from(node)
+        self.current_app = bool(_CURRENT_APPS & set(self.imports.values()))
         for stmt in tree.body:
             self._module_statement(stmt)
         self.global_objects = _made_here(tree, self.imports)
@@ -462,7 +466,7 @@ class ModuleContext:
                     hook(self, node)
                 function = node
             else:
-                if function is not None:
+                if function is not None and isinstance(node, _CHANGES):
                     self._in_function(node, function)
                 if isinstance(node, ast.Call):
                     self._call(node, function)
@@ -518,13 +522,13 @@ class ModuleContext:
                     return Change(node, fn, ast.unparse(t), verb="set", by_request=True)
                 elif isinstance(t, ast.Attribute) and self._of_object(t, fn):  # settings.x = ...
                     return Change(node, fn, self._of_object(t, fn), verb="set")
-                elif (
-                    isinstance(t, ast.Attribute) and _is_name(t.value, "self")
-                    and not self._harmless(node, fn) and not _set_lazily(fn, t.attr)
-                ):  # fmt: skip
+                elif isinstance(t, ast.Attribute) and _is_name(t.value, "self"):
                     owned, maybe = self.owners.get(id(fn), {}), self.maybe.get(id(fn), {})
                     kept = owned.get(t.attr) or maybe.get(t.attr)
-                    if kept is not None and kept.startswith(("attribute", "the attribute")):
+                    if (
+                        kept is not None and kept.startswith(("attribute", "the attribute"))
+                        and not self._harmless(node, fn) and not _set_lazily(fn, t.attr)
+                    ):  # fmt: skip
                         gated = t.attr not in owned
                         return Change(node, fn, f"the {kept}", verb="set", gated=gated)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
@@ -592,6 +596,8 @@ class ModuleContext:
         """`current_app.config["sids"]`, `current_app.heartbeats` (Flask's or Quart's app
         at request time, under any name it is imported as), or a local bound to what
         `getattr(current_app, "heartbeats", {})` took from it."""
+        if not self.current_app:
+            return False
         while isinstance(node, ast.Attribute | ast.Subscript):
             node = node.value
         if not isinstance(node, ast.Name):
