@@ -628,6 +628,22 @@ def test_the_app_changed_through_current_app_by_a_request_is_reported(tmp_path: 
                      ("views.py", 13, "RUNG101")]  # fmt: skip
 
 
+def test_an_item_taken_out_of_a_long_lived_objects_mapping_and_changed_is_state(
+    tmp_path: Path,
+) -> None:
+    """`user = self.users.get(uid)` then `user[...] = ...` on a module-level key manager:
+    the process's. The same on a local dict is not."""
+    keys = (
+        "class KeyManager:\n"
+        "    def __init__(self):\n        self.users = {}\n\n"
+        "    def set(self, uid, key):\n        user = self.users.setdefault(uid, {})\n"
+        "        user['key'] = key\n\n"
+        "    def scratch(self, uid):\n        found = {}\n        found[uid] = 1\n\n\n"
+        "keys = KeyManager()\n"
+    )
+    assert lint_app(tmp_path, {"keys.py": keys}) == [("keys.py", 7, "RUNG101")]
+
+
 def test_a_loop_of_another_module_started_through_the_apps_spawner_at_startup(
     tmp_path: Path,
 ) -> None:

@@ -584,6 +584,14 @@ class ModuleContext:
                 return Change(node, fn, f"{ast.unparse(target)}, of {of},")
         if isinstance(target, ast.Name) and target.id in self.closures.get(id(fn), {}):
             return Change(node, fn, f"the {self.closures[id(fn)][target.id]}")
+        if isinstance(target, ast.Name) and not _registers(fn):  # managers[sid] = manager
+            held = self.facts(fn, _items_of).get(target.id, "")
+            attribute = held.removeprefix("self.")
+            if held.startswith("self.") and attribute in owned:
+                return Change(node, fn, f"{target.id}, an item of the {owned[attribute]},")
+            if held.startswith("self.") and attribute in maybe:
+                of = f"{target.id}, an item of the {maybe[attribute]}"
+                return Change(node, fn, of, gated=True)
         if isinstance(target, ast.Name) and target.id in self.module_state:
             name = target.id
             if name in _locals(fn) or _registers(fn):

@@ -422,8 +422,9 @@ def _keyed_on_self(methods: Walked) -> set[str]:
 
 
 def _items_of(fn: _Function) -> dict[str, str]:
-    """The names `fn` binds to an item of a container that a bare name holds, with that
-    name: `terminal = terminals[key]`, `.get(key)`, `.setdefault(key, ...)`."""
+    """The names `fn` binds to an item of a container that a bare name (or an attribute of
+    `self`) holds, with that name: `terminal = terminals[key]`, `.get(key)`,
+    `.setdefault(key, ...)`, `managers = self.managers[sid]` ('self.managers')."""
     items: dict[str, str] = {}
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1):
@@ -439,6 +440,11 @@ def _items_of(fn: _Function) -> dict[str, str]:
             continue
         if isinstance(target, ast.Name) and isinstance(value, ast.Name):
             items[target.id] = value.id
+        elif (
+            isinstance(target, ast.Name) and isinstance(value, ast.Attribute)
+            and _is_name(value.value, "self")
+        ):  # fmt: skip
+            items[target.id] = f"self.{value.attr}"  # managers = self.managers[sid]
     return items
 
 
