@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from rung.state.lint._rules._rule import Rule
 from rung.state.lint._syntax import (
+    _called_name,
     _from_request_files,
     _Function,
     _is_name,
@@ -35,6 +36,13 @@ def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None)
     if fn is None:
         return
     written = _written_file(ctx, call, name, fn)
+    if written is not None and any(r is call for r in ctx.facts(fn, _returned_calls)):
+        return  # an opener (`return os.fdopen(fd, "wb")`): its callers write, reported there
+    opener = ctx.defined.get(_called_name(call))
+    if written is None and opener is not None and opener is not fn and call.args:
+        returned = ctx.facts(opener, _returned_calls)
+        if any(_written_file(ctx, r, ctx.qualname(r.func), opener) for r in returned):
+            written, name = call.args[0], opener.name  # with _open_upload(path) as f: ...
     if written is None or _made_unique(written, ctx.scratch(fn), ctx.scratch_makers):
         return
     removed = ctx.facts(fn, _removed)
@@ -43,6 +51,20 @@ def on_call(ctx: ModuleContext, call: ast.Call, name: str, fn: _Function | None)
     ):  # fmt: skip
         return  # written, then removed by the same function: scratch
     ctx.report(call, RULE.id, f"{fn.name}() writes a local file ({name.rsplit('.', 1)[-1]})")
+
+
+def _returned_calls(fn: _Function) -> list[ast.Call]:
+    """The calls `fn` returns (`return os.fdopen(fd, "wb")`), not those of nested functions."""
+    returned: list[ast.Call] = []
+    pending: list[ast.stmt] = list(fn.body)
+    while pending:  # statements only: a return is one
+        stmt = pending.pop()
+        if isinstance(stmt, ast.Return) and isinstance(stmt.value, ast.Call):
+            returned.append(stmt.value)
+        elif not isinstance(stmt, _Function | ast.ClassDef):
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                pending.extend(getattr(stmt, block, ()))
+    return returned
 
 
 def _removed(fn: _Function) -> dict[str, int]:
