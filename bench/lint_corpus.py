@@ -4,8 +4,8 @@
     python bench/lint_corpus.py --holdout         # the held-out labels (bench/lint_corpus/holdout/)
     python bench/lint_corpus.py --misses          # also list missed traps and flagged look-alikes
     python bench/lint_corpus.py --speed           # one tree of the snapshots, taken in turn
-                                                  # until it passes a million lines, linted
-                                                  # whole, timed
+                                                  # (the last in part) until it passes a
+                                                  # million lines, linted whole, timed
 
 Each bench/lint_corpus/OWNER__NAME.json names a public repository, the commit its labels
 were made against, and its labels: a trap or a safe look-alike, its family (state, disk,
@@ -80,12 +80,16 @@ def checkout(repo: str, commit: str) -> Path:
 
 
 def python_lines(root: Path) -> int:
-    total = 0
-    for path in root.rglob("*.py"):
-        if path.is_file() and not path.is_symlink():
-            with path.open("rb") as f:
-                total += sum(1 for _ in f)
-    return total
+    return sum(
+        python_lines_of(path)
+        for path in root.rglob("*.py")
+        if path.is_file() and not path.is_symlink()
+    )
+
+
+def python_lines_of(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for _ in f)
 
 
 def lint(root: Path) -> tuple[list[dict[str, Any]], float]:
@@ -129,21 +133,35 @@ def score(spec: dict[str, object]) -> Score:
 
 
 def speed(specs: list[dict[str, object]]) -> None:
-    """The snapshots under one directory, taken in name order and again from the first,
-    until the tree passes SPEED_LINES lines: `rung lint` of it, timed. The directory is
+    """The snapshots under one directory, taken whole in name order (and again from the
+    first) while they fit in SPEED_LINES lines, then the next one file by file (in path
+    order) until the tree passes SPEED_LINES: `rung lint` of it, timed. The directory is
     named for the snapshots it holds, so a corpus that changed builds anew."""
     held = "\n".join(sorted(f"{spec['repo']}@{spec['commit']}" for spec in specs))
-    tree = SCRATCH / f"speed-{hashlib.sha256(held.encode()).hexdigest()[:12]}"
+    tree = SCRATCH / f"speed-{hashlib.sha256(held.encode()).hexdigest()[:12]}-files"
     if not tree.exists():
+        partial = tree.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
         lines, copy = 0, 0
         while lines < SPEED_LINES:
             for spec in specs:
                 root = checkout(str(spec["repo"]), str(spec["commit"]))
-                shutil.copytree(root, tree / str(copy) / root.name, symlinks=True)
-                lines += python_lines(root)
-                if lines >= SPEED_LINES:
-                    break
+                size = python_lines(root)
+                if lines + size <= SPEED_LINES:
+                    shutil.copytree(root, partial / str(copy) / root.name, symlinks=True)
+                    lines += size
+                    continue
+                for path in sorted(root.rglob("*.py")):  # the last snapshot, in part
+                    if lines >= SPEED_LINES:
+                        break
+                    if path.is_file() and not path.is_symlink():
+                        target = partial / str(copy) / root.name / path.relative_to(root)
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(path, target)
+                        lines += python_lines_of(target)
+                break
             copy += 1
+        partial.rename(tree)
     findings, seconds = lint(tree)
     unparsed = sum(1 for f in findings if f["rule"] == "RUNG000")
     files = sum(1 for p in tree.rglob("*.py") if p.is_file())

@@ -17,8 +17,8 @@ from typing import TypeVar, cast
 from rung.state.lint._finding import Finding
 from rung.state.lint._rules import HOOKS
 from rung.state.lint._syntax import (
+    _APP_CLASSES,
     _adds_connection,
-    _app_builders,
     _called_name,
     _connects,
     _Function,
@@ -80,6 +80,11 @@ _STARTUP_DECORATORS = {
 _ENV_READS = {"os.environ.get", "os.getenv", "environ.get", "getenv"}
 # The statements that may change state (or declare a global), checked in a function
 _CHANGES = (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Expr, ast.Global)
+# Libraries whose calls reach the network or a database: not pure functions of their input
+_REMOTE_LIBRARIES = (
+    "requests", "httpx", "urllib", "aiohttp", "socket", "redis", "sqlite3", "psycopg",
+    "asyncpg", "pymongo", "boto3", "subprocess", "os", "open",
+)  # fmt: skip
 _CURRENT_APPS = {"flask.current_app", "quart.current_app"}
 _SCRIPTS_OWN = ("RUNG3", "RUNG201")  # what only a script's main does is the script's
 _VERBS = {"get", "post", "put", "patch", "delete", "head", "options"}  # a class view's
@@ -99,6 +104,21 @@ class Change:
     gated: bool = False  # of an object only a module global may hold (see _Checked)
     made_by: str | None = None  # an `__init__` change of a class attribute: the class
     by_request: bool = False  # of the app a request runs in (current_app): only from one
+
+
+def _walk(tree: ast.Module) -> list[tuple[ast.AST, _Function | None]]:
+    """Every node in source order, with the function it is in (None at module level), in
+    one pass that the context's scans and the hooks share. An explicit stack, not
+    recursion: the parser builds trees about three times deeper than Python's recursion
+    limit."""
+    pairs: list[tuple[ast.AST, _Function | None]] = []
+    pending: list[tuple[ast.AST, _Function | None]] = [(tree, None)]
+    while pending:
+        node, function = pending.pop()
+        pairs.append((node, function))
+        inner = node if isinstance(node, _Function) else function
+        pending.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
+    return pairs
 
 
 class ModuleContext:
@@ -148,6 +168,7 @@ class ModuleContext:
         self.memo: dict[tuple[int, Callable[[_Function], object]], object] = {}  # see facts
         self.read_whole: set[str] = set()  # containers the module reads whole (_read_whole)
         self.defined: dict[str, _Function] = {}  # the module's functions and methods, by name
+        self.inside: dict[int, list[ast.AST]] = {}  # id() of a function -> all its nodes
 
     # --- what the rules report with ---------------------------------------------------------
 
@@ -259,7 +280,16 @@ class ModuleContext:
     # --- what the module defines ------------------------------------------------------------
 
     def check(self, tree: ast.Module) -> None:
-        nodes = list(ast.walk(tree))
+        pairs = _walk(tree)
+        nodes = [node for node, _ in pairs]
+        outer: dict[int, _Function | None] = {}
+        for node, function in pairs:  # each function's nodes, as ast.walk(function) has them
+            if isinstance(node, _Function):
+                outer[id(node)] = function
+                self.inside.setdefault(id(node), []).append(node)
+            while function is not None:
+                self.inside.setdefault(id(function), []).append(node)
+                function = outer.get(id(function))
         self.any_global = any(isinstance(node, ast.Global) for node in nodes)
         self.read_whole = _read_whole(nodes)
         for node in nodes:
@@ -312,7 +342,7 @@ class ModuleContext:
                     self.loops.add(node.name)
             elif isinstance(node, ast.Call):
                 self.startup |= self._startup_hooks(node)
-        self._visit(tree)
+        self._visit(pairs)
 
     def _import_from(self, node: ast.ImportFrom) -> None:
         """`from pkg.state import cache` (a container of the tree: module state here too),
@@ -363,7 +393,7 @@ class ModuleContext:
         if any(_is_name(base, "type") for base in cls.bases):
             return  # a metaclass: what it keeps is per class, filled as classes are made
         methods = [m for m in cls.body if isinstance(m, _Function)]
-        walked = [(method, list(ast.walk(method))) for method in methods]
+        walked = [(method, self.inside.get(id(method), [method])) for method in methods]
         on_self: dict[str, str | None] = {}  # attribute -> its kind when a container
         for _, nodes in walked:
             for node in nodes:
@@ -453,13 +483,9 @@ class ModuleContext:
 
     # --- the walk ---------------------------------------------------------------------------
 
-    def _visit(self, tree: ast.Module) -> None:
-        """Every node in source order, with the function it is in (None at module level).
-        An explicit stack, not recursion: the parser builds trees about three times deeper
-        than Python's recursion limit."""
-        pending: list[tuple[ast.AST, _Function | None]] = [(tree, None)]
-        while pending:
-            node, function = pending.pop()
+    def _visit(self, pairs: list[tuple[ast.AST, _Function | None]]) -> None:
+        """Each node (`_walk`) handed to the hooks, with what the context knows of it."""
+        for node, function in pairs:
             self.function = function
             if isinstance(node, _Function):
                 for hook in HOOKS.on_function:
@@ -491,8 +517,6 @@ class ModuleContext:
                     self._string(node)
                     if isinstance(node, ast.JoinedStr):
                         self.keys.update(map(id, node.values))
-            children = list(ast.iter_child_nodes(node))
-            pending.extend((child, function) for child in reversed(children))
 
     def _in_function(self, node: ast.AST, fn: _Function) -> None:
         if isinstance(node, ast.Global):
@@ -596,6 +620,8 @@ class ModuleContext:
             name = target.id
             if name in _locals(fn) or _registers(fn):
                 return None
+            if isinstance(node, ast.Assign) and self._memo_of_key(node, fn):
+                return None  # CACHE[spec] = XPath(spec): the same value everywhere
             what = f"module-level {self.module_state[name]} '{name}'"
             return Change(node, fn, what, session=name if "session" in name.lower() else None)
         return None
@@ -646,6 +672,37 @@ class ModuleContext:
         if isinstance(node, ast.Assign):
             return _connects(node.value)
         return isinstance(node, ast.Expr) and _keeps_task(node.value, self.facts(fn, _task_names))
+
+    def _memo_of_key(self, node: ast.Assign, fn: _Function) -> bool:
+        """`CACHE[k] = f(k)` (or `v = f(k)` ... `CACHE[k] = v`), `f` a function imported from
+        a library that is not a client of the network or a database (`re.compile`,
+        `XPath`): the value depends on the key alone."""
+        target = node.targets[0] if len(node.targets) == 1 else None
+        if not isinstance(target, ast.Subscript):
+            return False
+        key, value = ast.unparse(target.slice), node.value
+        if isinstance(value, ast.Name):  # result = XPath(spec); CACHE[spec] = result
+            cache = ast.unparse(target.value)
+            bound = [
+                b.value for b in ast.walk(fn)
+                if isinstance(b, ast.Assign) and any(_is_name(t, value.id) for t in b.targets)
+                and not ast.unparse(b.value).startswith(cache)  # result = CACHE.get(spec)
+            ]  # fmt: skip
+            value = bound[0] if len(bound) == 1 else value
+        if not isinstance(value, ast.Call) or value.keywords or not value.args:
+            return False
+        if any(ast.unparse(arg) != key for arg in value.args):
+            return False
+        func = value.func
+        head = func
+        while isinstance(head, ast.Attribute):
+            head = head.value
+        if not isinstance(head, ast.Name) or head.id not in self.imports:
+            return False  # the app's own function, or a method of an object: may do I/O
+        origin = self.qualname(func)
+        if origin.split(".")[0] in Path(self.path).parts[:-1]:
+            return False  # imported from the app's own package
+        return not origin.startswith(_REMOTE_LIBRARIES)
 
     def _string(self, node: ast.Constant | ast.JoinedStr) -> None:
         """A string the rules may know as a setting's value (a backend's name, a URL); an
@@ -721,7 +778,10 @@ class ModuleContext:
             return True
         if name in ("__init__", "ready", "create_app", "make_app", "app_factory", "init_app"):
             return True
-        if name.endswith("_app") or self.facts(fn, _app_builders):
+        if name.endswith("_app") or any(
+            isinstance(node, ast.Call) and _called_name(node) in _APP_CLASSES
+            for node in self.inside.get(id(fn), ())
+        ):  # it builds the app
             return True
         for decorator in fn.decorator_list:
             target = decorator.func if isinstance(decorator, ast.Call) else decorator

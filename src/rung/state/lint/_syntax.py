@@ -16,6 +16,7 @@ Walked: TypeAlias = list[tuple[_Function, list[ast.AST]]]  # functions, each wit
 # Calls whose result names a file no other call gets: tempfile's own, and unique names.
 _LISTENS = {"subscribe", "psubscribe", "get_message", "xread", "xreadgroup", "add_listener"}
 _CONNECTORS = ("client", "connect", "engine", "pool")
+# Web app classes: a function that constructs one is an app factory
 _APP_CLASSES = {"Flask", "Quart", "FastAPI", "Starlette", "Sanic", "Application", "Litestar"}
 _TEMPFILES = {"mkstemp", "mkdtemp", "NamedTemporaryFile", "TemporaryDirectory", "TemporaryFile",
               "SpooledTemporaryFile"}  # fmt: skip
@@ -349,14 +350,6 @@ def _connects(value: ast.expr) -> bool:
         and any(word in _called_name(node).lower() for word in _CONNECTORS)
         for node in ast.walk(value)
     )
-
-
-def _app_builders(fn: _Function) -> set[str]:
-    """The web app classes `fn` constructs (an app factory constructs one)."""
-    return {
-        name for node in ast.walk(fn)
-        if isinstance(node, ast.Call) and (name := _called_name(node)) in _APP_CLASSES
-    }  # fmt: skip
 
 
 def _start_of(call: ast.Call, fn: _Function) -> ast.AST:
