@@ -642,7 +642,7 @@ class ModuleContext:
 
     def _taken_from_app(self, fn: _Function) -> set[str]:
         taken: set[str] = set()
-        for node in ast.walk(fn):
+        for node in self.inside.get(id(fn), ()):
             if (
                 isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
                 and _is_name(node.value.func, "getattr") and node.value.args
@@ -684,7 +684,7 @@ class ModuleContext:
         if isinstance(value, ast.Name):  # result = XPath(spec); CACHE[spec] = result
             cache = ast.unparse(target.value)
             bound = [
-                b.value for b in ast.walk(fn)
+                b.value for b in self.inside.get(id(fn), ())
                 if isinstance(b, ast.Assign) and any(_is_name(t, value.id) for t in b.targets)
                 and not ast.unparse(b.value).startswith(cache)  # result = CACHE.get(spec)
             ]  # fmt: skip

@@ -354,14 +354,11 @@ class _Checked:
         return [f for f in kept if f.rule not in self.ignored.get(f.line, ())]
 
 
-def _reached(graph: Graph, allowed: frozenset[str]) -> Reached:
+def _reached(graph: Graph, forward: Graph, allowed: frozenset[str]) -> Reached:
     """The functions some path of calls reaches from a root outside `allowed` (a function
     nothing in the tree calls: a route handler, called by the framework; or a root the set
-    leaves out), each with its caller on the first path found (None for a root)."""
-    forward: dict[str, set[str]] = {}
-    for callee, callers in graph.items():
-        for caller in callers:
-            forward.setdefault(caller, set()).add(callee)
+    leaves out), each with its caller on the first path found (None for a root). `forward`:
+    the graph's edges the other way, a caller -> the functions it calls."""
     # A root: nothing calls it, or it calls its own name (recursion, or a handler `load()`
     # that calls `model.load()`: bare names cannot tell, so it counts as a root).
     roots = {
@@ -399,11 +396,11 @@ def _final(checked: list[_Checked]) -> list[Finding]:
     for result in checked:
         for name, callers in result.calls.items():
             graph.setdefault(name, set()).update(callers)
-    reached = {allowed: _reached(graph, allowed) for allowed in (_AT_START, _IN_MAIN)}
-    forward: dict[str, set[str]] = {}
+    forward: Graph = {}
     for callee, callers in graph.items():
         for caller in callers:
             forward.setdefault(caller, set()).add(callee)
+    reached = {allowed: _reached(graph, forward, allowed) for allowed in (_AT_START, _IN_MAIN)}
     reached[_BY_REQUEST] = _closure(forward, {_REQUEST})
     on_globals = set().union(*(result.on_globals for result in checked))
     loops = set().union(*(result.loops for result in checked))
